@@ -1,0 +1,133 @@
+"""Piecewise-linear "hard" activations: hard_tanh, hard_sigmoid and hard_swish."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+from relujax.activations._site import barrier, site
+
+
+@jax.custom_jvp
+def _hard_tanh(x: Array) -> Array:
+    return jnp.minimum(jnp.maximum(x, -1), 1)
+
+
+@_hard_tanh.defjvp
+def _hard_tanh_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    y = _hard_tanh(x)
+    yb = barrier(y)
+    return y, jnp.where((yb > -1) & (yb < 1), t, jnp.zeros((), t.dtype))
+
+
+@site("hard_tanh")
+def hard_tanh(x: ArrayLike) -> Array:
+    r"""Hard tanh.
+
+    .. math:: \mathrm{hard\_tanh}(x) = \min(\max(x, -1), 1)
+
+    Derivative: 1 for -1 < x < 1, else 0; 0 at both kinks x = -1 and x = 1 (PyTorch's
+    convention; jax.nn gives 1 there). Outputs lie in [-1, 1]; negative for x < 0.
+
+    Args:
+      x: input array.
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, relujax
+      >>> relujax.hard_tanh(jnp.array([-2.0, 0.5, 2.0]))
+      Array([-1. ,  0.5,  1. ], dtype=float32)
+      >>> jax.vmap(jax.grad(relujax.hard_tanh))(jnp.array([-1.0, 0.0, 1.0]))
+      Array([0., 1., 0.], dtype=float32)
+    """
+    return _hard_tanh(x)
+
+
+@jax.custom_jvp
+def _hard_sigmoid(x: Array) -> Array:
+    return jnp.minimum(jnp.maximum(x + 3, 0), 6) / 6
+
+
+@_hard_sigmoid.defjvp
+def _hard_sigmoid_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    y = _hard_sigmoid(x)
+    yb = barrier(y)
+    return y, jnp.where((yb > 0) & (yb < 1), t / 6, jnp.zeros((), t.dtype))
+
+
+@site("hard_sigmoid")
+def hard_sigmoid(x: ArrayLike) -> Array:
+    r"""Hard sigmoid.
+
+    .. math:: \mathrm{hard\_sigmoid}(x) = \mathrm{relu6}(x + 3) / 6
+
+    Derivative: 1/6 for -3 < x < 3, else 0; 0 at both kinks x = -3 and x = 3 (PyTorch's and
+    jax.nn's convention). Outputs lie in [0, 1]; never negative.
+
+    Args:
+      x: input array.
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, relujax
+      >>> relujax.hard_sigmoid(jnp.array([-4.0, 0.0, 1.5]))
+      Array([0.  , 0.5 , 0.75], dtype=float32)
+      >>> jax.vmap(jax.grad(relujax.hard_sigmoid))(jnp.array([-3.0, 0.0, 3.0]))
+      Array([0.        , 0.16666667, 0.        ], dtype=float32)
+    """
+    return _hard_sigmoid(x)
+
+
+def _hard_swish_slope(x: Array) -> Array:
+    one, zero = jnp.ones((), x.dtype), jnp.zeros((), x.dtype)
+    return jnp.where(x >= 3, one, jnp.where(x <= -3, zero, (2 * x + 3) / 6))
+
+
+@jax.custom_jvp
+def _hard_swish(x: Array) -> Array:
+    return x * (jnp.minimum(jnp.maximum(x + 3, 0), 6) / 6)
+
+
+@_hard_swish.defjvp
+def _hard_swish_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    # Recomputed from x in the backward pass: x is the only residual.
+    tangent = jax.checkpoint(lambda x, t: t * _hard_swish_slope(x).astype(t.dtype))
+    return _hard_swish(x), tangent(x, t)
+
+
+@site("hard_swish")
+def hard_swish(x: ArrayLike) -> Array:
+    r"""Hard swish (Howard et al., 2019), also called hard SiLU; alias :func:`hard_silu`.
+
+    .. math:: \mathrm{hard\_swish}(x) = x \, \mathrm{relu6}(x + 3) / 6
+
+    Derivative: 0 for x <= -3, (2x + 3) / 6 for -3 < x < 3, 1 for x >= 3; at the kinks it is
+    the outer value, 0 at x = -3 and 1 at x = 3 (jax.nn's product-rule value; PyTorch gives
+    -0.5 and 1.5). Outputs are negative for -3 < x < 0 (down to -0.375).
+
+    Args:
+      x: input array.
+
+    Returns:
+      An array of ``x``'s shape and dtype.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, relujax
+      >>> relujax.hard_swish(jnp.array([-4.0, -1.0, 1.0, 4.0]))
+      Array([-0.        , -0.33333334,  0.6666667 ,  4.        ], dtype=float32)
+      >>> jax.vmap(jax.grad(relujax.hard_swish))(jnp.array([-3.0, 0.0, 3.0]))
+      Array([0. , 0.5, 1. ], dtype=float32)
+    """
+    return _hard_swish(x)
+
+
+hard_silu = hard_swish

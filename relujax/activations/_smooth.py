@@ -1,0 +1,298 @@
+"""Smooth activations: GELU, SiLU (swish), Mish and softplus.
+
+Their derivative is not a function of the output, so the backward pass keeps the input ``x``
+and nothing else: each rule is a checkpointed function of ``x`` recomputed in the backward
+pass (jax.nn's versions keep intermediate values as well).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax import Array, lax
+from jax.typing import ArrayLike
+
+from relujax.activations import _checks
+from relujax.activations._site import as_float, broadcast, is_zero, site
+
+# Beyond this |x| every derivative below equals its limit (0 or 1) to working precision; the
+# double where keeps huge or infinite x (and x**3 overflowing in float16) out of the formulas.
+_CUT = 40.0
+
+
+def _guarded(fprime, x: Array, scale: Array | float = 1.0) -> Array:
+    """``fprime(x)`` where ``|scale * x| <= _CUT``, else its limit: 1 for x -> +inf, 0 for -inf."""
+    z = scale * x
+    inside = jnp.abs(z) <= _CUT
+    safe = jnp.where(inside, x, jnp.zeros((), x.dtype))
+    limit = jnp.where(z > 0, jnp.ones((), x.dtype), jnp.zeros((), x.dtype))
+    return jnp.where(inside, fprime(safe), limit)
+
+
+def _checkpointed_tangent(fprime):
+    """A tangent map ``t -> t * fprime(x)`` whose only residual is ``x``."""
+    return jax.checkpoint(lambda x, t: t * _guarded(fprime, x).astype(t.dtype))
+
+
+# --- gelu -------------------------------------------------------------------------------------
+
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+def _gelu_tanh_value(x):
+    cdf = 0.5 * (1.0 + jnp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * (x**3))))
+    return x * cdf
+
+
+def _gelu_tanh_slope(x):
+    th = jnp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * (x**3)))
+    return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * _SQRT_2_OVER_PI * (1 + 0.134145 * x * x)
+
+
+def _gelu_erf_value(x):
+    return x * (lax.erf(x / math.sqrt(2)) + 1) / 2
+
+
+def _gelu_erf_slope(x):
+    return (lax.erf(x / math.sqrt(2)) + 1) / 2 + x * jnp.exp(-0.5 * x * x) * _INV_SQRT_2PI
+
+
+@jax.custom_jvp
+def _gelu_tanh(x: Array) -> Array:
+    return _gelu_tanh_value(x)
+
+
+@_gelu_tanh.defjvp
+def _gelu_tanh_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return _gelu_tanh(x), _checkpointed_tangent(_gelu_tanh_slope)(x, t)
+
+
+@jax.custom_jvp
+def _gelu_erf(x: Array) -> Array:
+    return _gelu_erf_value(x)
+
+
+@_gelu_erf.defjvp
+def _gelu_erf_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return _gelu_erf(x), _checkpointed_tangent(_gelu_erf_slope)(x, t)
+
+
+@site("gelu", static_argnames=("approximate",))
+def _gelu(x, approximate):
+    x = as_float(x)
+    return _gelu_tanh(x) if approximate else _gelu_erf(x)
+
+
+def gelu(x: ArrayLike, approximate: bool = True) -> Array:
+    r"""Gaussian error linear unit (Hendrycks & Gimpel, 2016).
+
+    .. math:: \mathrm{gelu}(x) = x \, \Phi(x)
+        \approx \tfrac{x}{2} \left(1 + \tanh\left(\sqrt{2/\pi}(x + 0.044715 x^3)\right)\right)
+
+    Exact (erf) form when ``approximate=False``, tanh form otherwise (jax.nn's default).
+    Smooth, no kink; the derivative is exact up to rounding for every finite x (1 and 0 as
+    x -> +inf, -inf). Outputs are negative for x < 0 (down to about -0.17).
+
+    Args:
+      x: input array.
+      approximate: whether to use the tanh approximation (a Python bool).
+
+    Returns:
+      An array of ``x``'s shape and (floating) dtype.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, relujax
+      >>> relujax.gelu(jnp.array([-1.0, 0.0, 2.0]))
+      Array([-0.15880796,  0.        ,  1.9545977 ], dtype=float32)
+      >>> jax.grad(relujax.gelu)(0.0)
+      Array(0.5, dtype=float32, weak_type=True)
+    """
+    if not isinstance(approximate, bool):
+        raise TypeError(f"gelu: approximate must be a Python bool, got {approximate!r}.")
+    return _gelu(x, approximate)
+
+
+# --- silu / swish -----------------------------------------------------------------------------
+
+
+def _silu_slope(x: Array, beta: Array) -> Array:
+    s = jax.nn.sigmoid(beta * x)
+    return s + beta * x * s * (1 - s)
+
+
+@jax.custom_jvp
+def _silu(x: Array, beta: Array) -> Array:
+    return x * jax.nn.sigmoid(beta * x)
+
+
+def _silu_jvp(primals, tangents):
+    (x, beta), (tx, tb) = primals, tangents
+    y = _silu(x, beta)
+    out = jnp.zeros_like(y)
+    if not is_zero(tx):
+
+        def tangent(x, beta, t):
+            b = beta.astype(x.dtype)
+            return t * _guarded(lambda u: _silu_slope(u, b), x, b).astype(t.dtype)
+
+        out = jax.checkpoint(tangent)(x, beta, tx)
+    if not is_zero(tb):
+        b = beta.astype(x.dtype)
+        z = b * x
+        inside = jnp.abs(z) <= _CUT
+        xs = jnp.where(inside, x, jnp.zeros((), x.dtype))
+        s = jax.nn.sigmoid(b * xs)
+        dbeta = jnp.where(inside, xs * xs * s * (1 - s), jnp.zeros((), x.dtype))
+        out = out + dbeta * broadcast(tb, y.shape).astype(y.dtype)
+    return y, out
+
+
+_silu.defjvp(_silu_jvp, symbolic_zeros=True)
+
+
+@site("silu")
+def _silu_site(x, beta):
+    x = as_float(x)
+    return _silu(x, jnp.asarray(beta, jnp.result_type(x, beta)))
+
+
+def silu(x: ArrayLike, *, beta: ArrayLike = 1.0) -> Array:
+    r"""Sigmoid linear unit, also called swish (Ramachandran et al., 2017); alias :func:`swish`.
+
+    .. math:: \mathrm{silu}(x) = x \, \sigma(\beta x)
+
+    ``beta = 1`` (the default) is jax.nn.silu. Smooth, no kink; derivative
+    sigma(bx) + bx sigma(bx)(1 - sigma(bx)), finite for every finite x. Differentiable in
+    ``beta`` (a scalar). Outputs are negative for x < 0 (down to about -0.28 / beta).
+
+    Args:
+      x: input array.
+      beta: a finite scalar.
+
+    Returns:
+      An array of ``x``'s shape and (floating) dtype.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, relujax
+      >>> relujax.silu(jnp.array([-1.0, 0.0, 2.0]))
+      Array([-0.26894143,  0.        ,  1.761594  ], dtype=float32)
+      >>> jax.grad(relujax.silu)(0.0)
+      Array(0.5, dtype=float32, weak_type=True)
+    """
+    _checks.check("silu", "beta", beta)
+    if jnp.ndim(beta) != 0:
+        raise ValueError(f"silu: beta must be a scalar, got shape {jnp.shape(beta)}.")
+    return _silu_site(x, beta)
+
+
+swish = silu
+
+
+# --- mish -------------------------------------------------------------------------------------
+
+
+def _mish_slope(x: Array) -> Array:
+    sp = jax.nn.softplus(x)
+    th = jnp.tanh(sp)
+    return th + x * (1 - th * th) * jax.nn.sigmoid(x)
+
+
+@jax.custom_jvp
+def _mish(x: Array) -> Array:
+    return x * jnp.tanh(jax.nn.softplus(x))
+
+
+@_mish.defjvp
+def _mish_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return _mish(x), _checkpointed_tangent(_mish_slope)(x, t)
+
+
+@site("mish")
+def mish(x: ArrayLike) -> Array:
+    r"""Mish (Misra, 2019).
+
+    .. math:: \mathrm{mish}(x) = x \tanh(\mathrm{softplus}(x))
+
+    Smooth, no kink; the derivative tanh(sp) + x sech^2(sp) sigma(x) is finite for every
+    finite x (1 and 0 as x -> +inf, -inf). Outputs are negative for x < 0 (down to about
+    -0.31).
+
+    Args:
+      x: input array.
+
+    Returns:
+      An array of ``x``'s shape and (floating) dtype.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, relujax
+      >>> relujax.mish(jnp.array([-1.0, 0.0, 2.0]))
+      Array([-0.30340144,  0.        ,  1.943959  ], dtype=float32)
+      >>> jax.grad(relujax.mish)(0.0)
+      Array(0.6, dtype=float32, weak_type=True)
+    """
+    return _mish(as_float(x))
+
+
+# --- softplus ---------------------------------------------------------------------------------
+
+
+@jax.custom_jvp
+def _softplus(x: Array, beta: Array, threshold: Array) -> Array:
+    z = beta * x
+    linear = z > threshold
+    return jnp.where(linear, x, jnp.logaddexp(jnp.where(linear, 0, z), 0) / beta)
+
+
+@_softplus.defjvp
+def _softplus_jvp(primals, tangents):
+    (x, beta, threshold), (t, _, _) = primals, tangents
+
+    def tangent(x, beta, threshold, t):
+        z = beta * x
+        slope = jnp.where(z > threshold, jnp.ones((), x.dtype), jax.nn.sigmoid(z))
+        return t * slope.astype(t.dtype)
+
+    return _softplus(x, beta, threshold), jax.checkpoint(tangent)(x, beta, threshold, t)
+
+
+@site("softplus")
+def _softplus_site(x, beta, threshold):
+    x = as_float(x)
+    return _softplus(x, jnp.asarray(beta, x.dtype), jnp.asarray(threshold, x.dtype))
+
+
+def softplus(x: ArrayLike, *, beta: ArrayLike = 1.0, threshold: ArrayLike = 20.0) -> Array:
+    r"""Softplus, a smooth ReLU (PyTorch's parametrisation).
+
+    .. math:: \mathrm{softplus}(x) = \tfrac{1}{\beta} \log(1 + e^{\beta x}),
+        \text{ or } x \text{ where } \beta x > \text{threshold}
+
+    With the defaults it equals jax.nn.softplus to float32 precision (the linear branch
+    differs by at most log1p(e^-20) ~ 2e-9). Derivative sigma(beta x) (1 on the linear
+    branch), finite for every finite x. ``beta`` and ``threshold`` are not differentiated.
+    Outputs are never negative.
+
+    Args:
+      x: input array.
+      beta: a finite number > 0.
+      threshold: a finite number; above ``beta * x > threshold`` the function is linear.
+
+    Returns:
+      An array of ``x``'s shape and (floating) dtype.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, relujax
+      >>> relujax.softplus(jnp.array([-1.0, 0.0, 2.0]))
+      Array([0.3132617, 0.6931472, 2.126928 ], dtype=float32)
+      >>> jax.grad(relujax.softplus)(0.0)
+      Array(0.5, dtype=float32, weak_type=True)
+    """
+    _checks.check("softplus", "beta", beta, low=0.0, low_open=True)
+    _checks.check("softplus", "threshold", threshold)
+    return _softplus_site(x, beta, threshold)
