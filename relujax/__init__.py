@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from relujax import schedules as schedules
 from relujax.activations import activation_names as activation_names
 from relujax.activations import capped_relu as capped_relu
 from relujax.activations import celu as celu
@@ -46,6 +47,7 @@ __all__ = [
     "relu",
     "relu6",
     "rrelu",
+    "schedules",
     "selu",
     "shifted_relu",
     "silu",
