@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from relujax import init as init
 from relujax import schedules as schedules
 from relujax.activations import activation_names as activation_names
 from relujax.activations import capped_relu as capped_relu
@@ -41,6 +42,7 @@ __all__ = [
     "hard_silu",
     "hard_swish",
     "hard_tanh",
+    "init",
     "leaky_relu",
     "mish",
     "prelu",

@@ -1,0 +1,232 @@
+"""Randomized asymmetric initialization (RAI) of Lu, Shin, Su and Karniadakis (2020)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Protocol, runtime_checkable
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import DTypeLike
+
+from relujax.init import _validate
+
+#: Standard deviation scale of the symmetric part, times 1/sqrt(fan_in).
+RAI_SIGMA = 0.6007
+#: Parameters (alpha, beta) of the asymmetric Beta distribution.
+RAI_BETA = (2.0, 1.0)
+
+
+def _beta(key: Array, a: float, b: float, shape: tuple[int, ...], dtype: DTypeLike) -> Array:
+    """Beta(a, b) samples; by inverse CDF when a or b is 1 (exact, and no gamma sampler).
+
+    Beta(a, 1) has CDF x**a, so U**(1/a) is an exact sample; Beta(1, b) is 1 - U**(1/b).
+    jax.random.beta goes through a rejection gamma sampler whose compilation costs
+    seconds per shape, which the default Beta(2, 1) does not need.
+    """
+    if b == 1.0:
+        return jax.random.uniform(key, shape, dtype) ** (1.0 / a)
+    if a == 1.0:
+        return 1.0 - jax.random.uniform(key, shape, dtype) ** (1.0 / b)
+    return jax.random.beta(key, a, b, shape, dtype)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
+def _draw(
+    key: Array,
+    shape: tuple[int, ...],
+    fan_in: int,
+    sigma: float,
+    a: float,
+    b: float,
+    dtype: jnp.dtype,
+) -> tuple[Array, Array]:
+    """One jitted RAI draw (one compilation per shape instead of one per eager op)."""
+    fan_out = shape[-1]
+    compute = jnp.promote_types(dtype, jnp.float32)
+    k_sym, k_idx, k_asym = jax.random.split(key, 3)
+    v = jax.random.normal(k_sym, (fan_out, fan_in + 1), compute)
+    v = v * jnp.asarray(sigma / math.sqrt(fan_in), compute)
+    idx = jax.random.randint(k_idx, (fan_out, 1), 0, fan_in + 1)
+    asym = _beta(k_asym, a, b, (fan_out, 1), compute)
+    v = jnp.where(jnp.arange(fan_in + 1)[None, :] == idx, asym, v)
+    kernel = v[:, :fan_in].T.reshape(shape).astype(dtype)
+    bias = v[:, fan_in].astype(dtype)
+    return kernel, bias
+
+
+@runtime_checkable
+class PairedInitializer(Protocol):
+    """An initializer that draws a layer's kernel and bias jointly.
+
+    Any object with a ``pair(key, kernel_shape, dtype) -> (kernel, bias)`` method. The
+    relujax ``MLP`` and ``CNN`` modules (NNX and Linen) recognise it as ``kernel_init``
+    and then take the bias from the same draw. :class:`RAI` is the one relujax ships.
+    """
+
+    def pair(
+        self, key: Array, kernel_shape: tuple[int, ...], dtype: DTypeLike | None = None
+    ) -> tuple[Array, Array]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class RAI:
+    r"""Randomized asymmetric initialization (RAI), as a kernel initializer and a pair.
+
+    Lu, Shin, Su, Karniadakis, "Dying ReLU and Initialization: Theory and Numerical
+    Examples", Commun. Comput. Phys. 28 (2020) 1671-1706, arXiv:1903.06733.
+
+    For every output unit ``j`` the ``fan_in`` incoming weights and the bias form one
+    vector :math:`V_j \in \mathbb{R}^{\text{fan\_in} + 1}` (bias last). Then
+
+    .. math::
+        V_{jk} \sim \mathcal{N}\!\left(0, \frac{\sigma^2}{\text{fan\_in}}\right), \qquad
+        k_j \sim \mathcal{U}\{0, \dots, \text{fan\_in}\}, \qquad
+        V_{j k_j} \leftarrow \beta_j \sim \operatorname{Beta}(2, 1)
+
+    i.e. exactly one entry of each unit, chosen uniformly among weights and bias, is
+    replaced by a positive Beta(2, 1) sample (density :math:`2x` on [0, 1]). The positive
+    entry makes a unit far less likely to be born dead than under symmetric schemes,
+    whose units are all dead with positive probability in deep narrow nets (the paper's
+    theorem). ``sigma = 0.6007`` and Beta(2, 1) are the constants of the paper's
+    reference implementation; both are parameters here.
+
+    Moments, exact for any input ``x`` (with :math:`\tilde x = (x, 1)`):
+    :math:`E[V_j \cdot \tilde x] = E[\beta]\,\overline{\tilde x}` and
+    :math:`E[(V_j \cdot \tilde x)^2] = (\sigma^2 + E[\beta^2])\,\overline{\tilde x^2}`
+    (bars are means over the ``fan_in + 1`` entries; :math:`E[\beta] = 2/3`,
+    :math:`E[\beta^2] = 1/2` for Beta(2, 1)).
+
+    Kernel layout is Flax's: ``kernel_shape = (*window, in, out)``; ``fan_in`` is the
+    product of every axis but the last, ``fan_out`` the last. Called as a plain
+    initializer, ``RAI`` returns the kernel half of a joint draw (the bias half is then
+    discarded, so one unit in ``fan_in + 1`` has no Beta entry); use :meth:`pair`, or pass
+    it as ``kernel_init`` to relujax's ``MLP``/``CNN``, to get both halves.
+
+    Attributes:
+      sigma: scale of the symmetric part; its std is ``sigma / sqrt(fan_in)``.
+      beta: ``(alpha, beta)`` of the asymmetric Beta distribution.
+      dtype: default dtype of the arrays (float32 when None).
+
+    Examples:
+      >>> import jax, relujax
+      >>> kernel, bias = relujax.init.rai().pair(jax.random.key(0), (3, 2))
+      >>> kernel.shape, bias.shape
+      ((3, 2), (2,))
+    """
+
+    sigma: float = RAI_SIGMA
+    beta: tuple[float, float] = RAI_BETA
+    dtype: DTypeLike | None = None
+
+    def __post_init__(self) -> None:
+        _validate.real("sigma", self.sigma, minimum=0.0)
+        try:
+            a, b = self.beta
+        except (TypeError, ValueError):
+            raise TypeError(f"beta must be a pair (alpha, beta), got {self.beta!r}.") from None
+        _validate.real("beta[0]", a, minimum=0.0, strict=True)
+        _validate.real("beta[1]", b, minimum=0.0, strict=True)
+
+    def pair(
+        self, key: Array, kernel_shape: tuple[int, ...], dtype: DTypeLike | None = None
+    ) -> tuple[Array, Array]:
+        """Draws a (kernel, bias) pair jointly.
+
+        Args:
+          key: a PRNG key.
+          kernel_shape: ``(*window, in, out)``, at least 2-D.
+          dtype: dtype of both arrays (the instance's ``dtype``, else float32, when None).
+
+        Returns:
+          ``(kernel, bias)`` with shapes ``kernel_shape`` and ``(kernel_shape[-1],)``.
+        """
+        shape = tuple(int(d) for d in kernel_shape)
+        if len(shape) < 2:
+            raise ValueError(
+                f"kernel_shape must have at least 2 axes (*window, in, out), got {shape}."
+            )
+        if dtype is None:
+            dtype = jnp.float32 if self.dtype is None else self.dtype
+        dt = jnp.dtype(dtype)
+        if not jnp.issubdtype(dt, jnp.floating):
+            raise ValueError(f"dtype must be a floating dtype, got {dt}.")
+        fan_out = shape[-1]
+        fan_in = math.prod(shape[:-1])
+        if fan_in == 0 or fan_out == 0:
+            raise ValueError(f"kernel_shape must have no zero-sized axis, got {shape}.")
+        a, b = self.beta
+        return _draw(key, shape, fan_in, float(self.sigma), float(a), float(b), dt)
+
+    def __call__(self, key: Array, shape: tuple[int, ...], dtype: DTypeLike | None = None) -> Array:
+        """The kernel half of :meth:`pair` (Flax initializer signature)."""
+        return self.pair(key, shape, dtype)[0]
+
+
+def rai(
+    *,
+    sigma: float = RAI_SIGMA,
+    beta: tuple[float, float] = RAI_BETA,
+    dtype: DTypeLike | None = None,
+) -> RAI:
+    r"""Randomized asymmetric initialization (Lu, Shin, Su, Karniadakis 2020).
+
+    Returns an :class:`RAI`: a kernel initializer with a ``pair`` method that draws the
+    kernel and the bias jointly (see :class:`RAI` for the distribution). Pass it, or the
+    name ``"rai"``, as ``kernel_init`` to :class:`relujax.nn.MLP` / ``CNN`` and the bias
+    comes from the same draw.
+
+    Args:
+      sigma: scale of the symmetric part, N(0, sigma**2 / fan_in); >= 0.
+      beta: ``(alpha, beta)`` > 0 of the asymmetric entry's Beta distribution.
+      dtype: default dtype (float32 when None).
+
+    Returns:
+      An :class:`RAI` initializer.
+
+    Examples:
+      >>> import jax, relujax
+      >>> kernel, bias = relujax.init.rai(sigma=0.0).pair(jax.random.key(0), (4, 3))
+      >>> import jax.numpy as jnp  # with sigma=0 only the Beta entries are non-zero
+      >>> (jnp.count_nonzero(kernel, axis=0) + (bias != 0)).tolist()
+      [1, 1, 1]
+    """
+    try:
+        pair = tuple(beta)
+    except TypeError:
+        raise TypeError(f"beta must be a pair (alpha, beta), got {beta!r}.") from None
+    return RAI(sigma=sigma, beta=pair, dtype=dtype)  # type: ignore[arg-type]
+
+
+def rai_pair(
+    key: Array,
+    kernel_shape: tuple[int, ...],
+    dtype: DTypeLike | None = None,
+    *,
+    sigma: float = RAI_SIGMA,
+    beta: tuple[float, float] = RAI_BETA,
+) -> tuple[Array, Array]:
+    r"""Draws a RAI ``(kernel, bias)`` pair: ``rai(sigma=..., beta=...).pair(key, ...)``.
+
+    See :class:`RAI` for the distribution and the reference (Lu et al. 2020).
+
+    Args:
+      key: a PRNG key.
+      kernel_shape: ``(*window, in, out)``; a Dense kernel is ``(fan_in, fan_out)``.
+      dtype: dtype of both arrays (float32 when None).
+      sigma: scale of the symmetric part, N(0, sigma**2 / fan_in).
+      beta: ``(alpha, beta)`` of the asymmetric entry's Beta distribution.
+
+    Returns:
+      ``(kernel, bias)`` with shapes ``kernel_shape`` and ``(kernel_shape[-1],)``.
+
+    Examples:
+      >>> import jax, relujax
+      >>> kernel, bias = relujax.init.rai_pair(jax.random.key(0), (3, 3, 8, 16))
+      >>> kernel.shape, bias.shape, kernel.dtype
+      ((3, 3, 8, 16), (16,), dtype('float32'))
+    """
+    return rai(sigma=sigma, beta=beta).pair(key, kernel_shape, dtype)

@@ -1,0 +1,74 @@
+"""relujax.init.get / names."""
+
+import chex
+import jax
+import pytest
+
+from relujax import init
+
+KEY = jax.random.key(2)
+
+
+@pytest.mark.parametrize("name", init.names())
+def test_every_name_builds_a_working_initializer(name):
+    params = {"value": 0.5} if name == "constant" else {}
+    w = init.get(name, **params)(KEY, (6, 4))
+    chex.assert_shape(w, (6, 4))
+    chex.assert_tree_all_finite(w)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "direct"),
+    [
+        ("he_normal", {"negative_slope": 0.2}, init.he_normal(negative_slope=0.2)),
+        ("He-Normal", {}, init.he_normal()),
+        ("kaiming_uniform", {}, init.he_uniform()),
+        ("glorot_normal", {"gain": 2.0}, init.xavier_normal(gain=2.0)),
+        ("rai", {"sigma": 0.3}, init.rai(sigma=0.3)),
+        ("normal", {"stddev": 0.1}, init.normal(0.1)),
+        ("zeros", {}, init.zeros),
+    ],
+)
+def test_get_forwards_params(name, params, direct):
+    chex.assert_trees_all_equal(init.get(name, **params)(KEY, (5, 3)), direct(KEY, (5, 3)))
+
+
+def test_get_passes_callables_through():
+    f = init.he_uniform()
+    assert init.get(f) is f
+    with pytest.raises(ValueError, match="parameters"):
+        init.get(f, negative_slope=0.1)
+
+
+def test_unknown_name_suggests_closest():
+    with pytest.raises(ValueError, match="Did you mean 'xavier_normal'"):
+        init.get("xavier_norma")
+    with pytest.raises(ValueError, match="Accepted names: constant"):
+        init.get("qwertyuiop")
+    with pytest.raises(TypeError, match="name"):
+        init.get(3)
+
+
+def test_parameterless_initializers_reject_params():
+    with pytest.raises(ValueError, match="takes no parameters"):
+        init.get("zeros", value=1.0)
+    with pytest.raises(TypeError):
+        init.get("he_normal", bogus=1.0)
+
+
+def test_names_sorted_and_complete():
+    names = init.names()
+    assert list(names) == sorted(names)
+    for required in (
+        "he_normal",
+        "he_uniform",
+        "xavier_normal",
+        "xavier_uniform",
+        "lecun_normal",
+        "orthogonal",
+        "rai",
+        "normal",
+        "constant",
+        "zeros",
+    ):
+        assert required in names

@@ -1,0 +1,61 @@
+"""normal / constant / zeros / ones."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from relujax import init
+
+KEY = jax.random.key(1)
+
+
+@pytest.mark.parametrize(("std", "mean"), [(0.01, 0.0), (0.5, -1.0), (0.0, 0.3)])
+def test_normal_statistics(std, mean):
+    w = init.normal(std, mean=mean)(KEY, (400, 500))
+    chex.assert_shape(w, (400, 500))
+    np.testing.assert_allclose(float(w.mean()), mean, atol=5 * std / 400 + 1e-7)
+    np.testing.assert_allclose(float(w.std()), std, rtol=0.01, atol=1e-7)
+
+
+def test_normal_matches_jax_nn():
+    chex.assert_trees_all_close(
+        init.normal(0.02)(KEY, (5, 5)), jax.nn.initializers.normal(0.02)(KEY, (5, 5))
+    )
+
+
+def test_constant_zeros_ones():
+    chex.assert_trees_all_equal(init.constant(-1.5)(KEY, (2, 3)), jnp.full((2, 3), -1.5))
+    chex.assert_trees_all_equal(init.zeros(KEY, (3,)), jnp.zeros(3))
+    chex.assert_trees_all_equal(init.ones(KEY, (3,)), jnp.ones(3))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32])
+def test_dtypes(dtype):
+    chex.assert_type(init.normal()(KEY, (2,), dtype), dtype)
+    chex.assert_type(init.constant(2.0)(KEY, (2,), dtype), dtype)
+    chex.assert_type(init.constant(2.0, dtype=dtype)(KEY, (2,)), dtype)
+    chex.assert_type(init.zeros(KEY, (2,), dtype), dtype)
+    chex.assert_type(init.ones(KEY, (2,), dtype), dtype)
+
+
+def test_jit_and_vmap():
+    f = init.normal(0.1, mean=0.5)
+    chex.assert_trees_all_equal(jax.jit(f, static_argnums=(1,))(KEY, (3,)), f(KEY, (3,)))
+    keys = jax.random.split(KEY, 4)
+    out = jax.vmap(lambda k: f(k, (3,)))(keys)
+    chex.assert_trees_all_close(out[2], f(keys[2], (3,)))
+    out = jax.vmap(lambda k: init.constant(3.0)(k, (2,)))(keys)
+    chex.assert_trees_all_equal(out, jnp.full((4, 2), 3.0))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="stddev"):
+        init.normal(-0.1)
+    with pytest.raises(ValueError, match="value"):
+        init.constant(float("nan"))
+    with pytest.raises(TypeError, match="value"):
+        init.constant("a")
+    with pytest.raises(ValueError, match="dtype"):
+        init.zeros(KEY, (2,), jnp.int32)
