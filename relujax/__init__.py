@@ -2,7 +2,9 @@
 
 __version__ = "0.1.0"
 
+from relujax import analysis as analysis
 from relujax import init as init
+from relujax import data as data
 from relujax import schedules as schedules
 from relujax.activations import activation_names as activation_names
 from relujax.activations import capped_relu as capped_relu
@@ -32,9 +34,11 @@ from relujax.activations import threshold as threshold
 __all__ = [
     "__version__",
     "activation_names",
+    "analysis",
     "capped_relu",
     "celu",
     "crelu",
+    "data",
     "elu",
     "gelu",
     "get_activation",

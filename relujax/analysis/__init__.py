@@ -1,0 +1,36 @@
+"""Per-unit activity statistics and a dead-unit diagnosis of a user's unmodified model.
+
+:func:`collect` traces a model once, finds its activation sites (calls of relujax's
+activations, jax.nn's ReLU family and their Flax re-exports, or :func:`tag`-ged arrays), and
+reduces each site to per-unit :class:`UnitStats` inside the same jitted forward pass, over any
+number of batches. :func:`with_stats` does the same for one call inside a user's own train
+step. :func:`diagnose` turns statistics into a :class:`Report` (dead, dormant, rarely firing
+and always-active units, per site and overall). :func:`born_dead_probability` estimates how
+often a freshly initialized ReLU net is a constant function.
+"""
+
+from relujax.analysis._capture import JAX_NN_ACTIVATIONS as JAX_NN_ACTIVATIONS
+from relujax.analysis._capture import Site as Site
+from relujax.analysis._capture import default_activations as default_activations
+from relujax.analysis._collect import collect as collect
+from relujax.analysis._collect import features as features
+from relujax.analysis._collect import find_sites as find_sites
+from relujax.analysis._collect import with_stats as with_stats
+from relujax.analysis._count import Count as Count
+from relujax.analysis._model_stats import ModelStats as ModelStats
+from relujax.analysis._stats import UnitStats as UnitStats
+from relujax.analysis._tag import tag as tag
+
+__all__ = [
+    "JAX_NN_ACTIVATIONS",
+    "Count",
+    "ModelStats",
+    "Site",
+    "UnitStats",
+    "collect",
+    "default_activations",
+    "features",
+    "find_sites",
+    "tag",
+    "with_stats",
+]

@@ -1,0 +1,247 @@
+"""Per-unit activity statistics of one activation site: a monoid over batches."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from jax import Array, lax
+from jax.typing import ArrayLike
+
+from relujax.analysis._count import Count
+
+
+def _weight(n_a: Array, n_b: Array) -> tuple[Array, Array]:
+    """Returns (n_b / (n_a + n_b), n_a + n_b), with weight 0 when both are 0."""
+    n = n_a + n_b
+    w = jnp.where(n > 0, n_b / jnp.where(n > 0, n, 1.0), 0.0)
+    return w, n
+
+
+class UnitStats(NamedTuple):
+    r"""Per-unit statistics of one activation site, accumulated over any number of samples.
+
+    A *unit* is an index of the last axis; every other axis (batch, and the spatial axes of a
+    convolution) is pooled, so a conv site has one unit per channel, as in ReDo (Sokar et al.
+    2023). For each unit, with pre-activation :math:`x` and output :math:`h = f(x)` over the
+    *finite* samples (a sample is non-finite when :math:`x` or :math:`h` is NaN or infinite):
+
+    - ``count`` :math:`n`, ``firing`` :math:`\#\{x > 0\}` and ``nonfinite`` are exact
+      :class:`Count`\ s (no overflow at :math:`2^{31}`). A unit *fires* on a sample when its
+      pre-activation is > 0; for the ReLUs, whose output is never negative, that is exactly
+      :math:`h > 0`. Non-finite samples are neither firing nor silent: they only enter
+      ``nonfinite``.
+    - ``pre_mean``, ``pre_m2`` and ``out_mean``, ``out_m2``: mean and sum of squared deviations
+      :math:`M_2 = \sum (x - \bar x)^2`, from which sums follow as :math:`n \bar x` and
+      :math:`M_2 + n \bar x^2`. They are kept in this form, not as raw sums of squares,
+      because float32 :math:`\sum x^2 - (\sum x)^2 / n` loses every digit when the mean is
+      large against the spread.
+    - ``out_abs_mean`` :math:`E|h|` (ReDo's score numerator); ``pre_min``, ``pre_max``.
+
+    :meth:`merge` combines two summaries exactly as one pass over the union would (Chan,
+    Golub and LeVeque's pairwise update for the moments), so ``UnitStats`` is a monoid with
+    :meth:`empty` as identity; streaming over batches equals one pass over the concatenated
+    data up to float32 rounding. It is a pytree: stats of K models under ``jax.vmap`` carry a
+    leading axis of size K, and all properties work elementwise.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from relujax.analysis import UnitStats
+      >>> x = jnp.array([[-1.0, 2.0], [-3.0, 4.0], [1.0, 0.0]])
+      >>> s = UnitStats.from_batch(x, jnp.maximum(x, 0.0))
+      >>> s.firing_rate
+      Array([0.33333334, 0.6666667 ], dtype=float32)
+      >>> s.abs_mean
+      Array([0.33333334, 2.        ], dtype=float32)
+      >>> both = UnitStats.from_batch(x[:2], jnp.maximum(x[:2], 0.0)).merge(
+      ...     UnitStats.from_batch(x[2:], jnp.maximum(x[2:], 0.0)))
+      >>> both.pre_mean, s.pre_mean
+      (Array([-1.,  2.], dtype=float32), Array([-1.,  2.], dtype=float32))
+    """
+
+    count: Count
+    firing: Count
+    nonfinite: Count
+    pre_mean: Array
+    pre_m2: Array
+    pre_min: Array
+    pre_max: Array
+    out_mean: Array
+    out_m2: Array
+    out_abs_mean: Array
+
+    @classmethod
+    def empty(cls, units: int) -> UnitStats:
+        """The identity of :meth:`merge`: no samples seen.
+
+        Args:
+          units: number of units (size of the last axis).
+
+        Returns:
+          A ``UnitStats`` with zero counts, ``pre_min = +inf`` and ``pre_max = -inf``.
+
+        Examples:
+          >>> from relujax.analysis import UnitStats
+          >>> UnitStats.empty(3).count.to_numpy()
+          array([0, 0, 0], dtype=uint64)
+        """
+        z = jnp.zeros((units,), jnp.float32)
+        c = Count.zeros((units,))
+        inf = jnp.full((units,), jnp.inf, jnp.float32)
+        return cls(c, c, c, z, z, inf, -inf, z, z, z)
+
+    @classmethod
+    def from_batch(cls, pre: ArrayLike, out: ArrayLike | None = None) -> UnitStats:
+        """Statistics of one batch, pooling every axis but the last.
+
+        Args:
+          pre: pre-activations, shape ``(..., units)`` (a 0-d array is one unit).
+          out: outputs of the activation, same shape as ``pre``; ``None`` means ``pre`` itself
+            (a tagged array, whose units fire when positive).
+
+        Returns:
+          A ``UnitStats`` whose fields have shape ``(units,)``. Statistics are computed in
+          float32 and never differentiated (``stop_gradient``).
+
+        Raises:
+          ValueError: if ``pre`` and ``out`` have different shapes.
+
+        Examples:
+          >>> import jax.numpy as jnp
+          >>> from relujax.analysis import UnitStats
+          >>> x = jnp.array([[1.0, jnp.nan], [-2.0, 3.0]])
+          >>> s = UnitStats.from_batch(x)
+          >>> s.count.to_numpy(), s.firing.to_numpy(), s.nonfinite.to_numpy()
+          (array([2, 1], dtype=uint64), array([1, 1], dtype=uint64), array([0, 1], dtype=uint64))
+        """
+        x = jnp.asarray(pre)
+        y = x if out is None else jnp.asarray(out)
+        if x.shape != y.shape:
+            raise ValueError(f"pre and out must have the same shape, got {x.shape} and {y.shape}.")
+        units = x.shape[-1] if x.ndim else 1
+        x = lax.stop_gradient(x).reshape(-1, units).astype(jnp.float32)
+        y = lax.stop_gradient(y).reshape(-1, units).astype(jnp.float32)
+        finite = jnp.isfinite(x) & jnp.isfinite(y)
+        n_int = jnp.sum(finite, axis=0, dtype=jnp.int32)
+        n = jnp.maximum(n_int, 1).astype(jnp.float32)
+        zero = jnp.float32(0.0)
+        xs = jnp.where(finite, x, zero)
+        ys = jnp.where(finite, y, zero)
+        pre_mean = jnp.sum(xs, axis=0) / n
+        out_mean = jnp.sum(ys, axis=0) / n
+        pre_m2 = jnp.sum(jnp.where(finite, jnp.square(x - pre_mean[None]), zero), axis=0)
+        out_m2 = jnp.sum(jnp.where(finite, jnp.square(y - out_mean[None]), zero), axis=0)
+        return cls(
+            count=Count.of(n_int),
+            firing=Count.of(jnp.sum(finite & (x > 0), axis=0, dtype=jnp.int32)),
+            nonfinite=Count.of(x.shape[0] - n_int),
+            pre_mean=pre_mean,
+            pre_m2=pre_m2,
+            pre_min=jnp.min(jnp.where(finite, x, jnp.inf), axis=0),
+            pre_max=jnp.max(jnp.where(finite, x, -jnp.inf), axis=0),
+            out_mean=out_mean,
+            out_m2=out_m2,
+            out_abs_mean=jnp.sum(jnp.abs(ys), axis=0) / n,
+        )
+
+    def merge(self, other: UnitStats) -> UnitStats:
+        r"""Statistics of the union of the samples behind ``self`` and ``other``.
+
+        Counts add exactly; means are count-weighted; with :math:`\delta = \bar x_b - \bar x_a`,
+        :math:`M_2 = M_{2,a} + M_{2,b} + \delta^2 n_a n_b / n` (Chan et al. 1979).
+
+        Args:
+          other: ``UnitStats`` of the same units (and the same leading axes, if any).
+
+        Returns:
+          The merged ``UnitStats``.
+
+        Examples:
+          >>> import jax.numpy as jnp
+          >>> from relujax.analysis import UnitStats
+          >>> a = UnitStats.from_batch(jnp.array([[1.0], [3.0]]))
+          >>> b = UnitStats.from_batch(jnp.array([[5.0]]))
+          >>> m = a.merge(b)
+          >>> m.pre_mean, m.pre_m2  # of [1, 3, 5]: mean 3, sum of squared deviations 8
+          (Array([3.], dtype=float32), Array([8.], dtype=float32))
+        """
+        n_a = self.count.to_float()
+        w, _ = _weight(n_a, other.count.to_float())
+        d_pre = other.pre_mean - self.pre_mean
+        d_out = other.out_mean - self.out_mean
+        cross = n_a * w  # n_a * n_b / n, without forming n_a * n_b
+        return UnitStats(
+            count=self.count.add(other.count),
+            firing=self.firing.add(other.firing),
+            nonfinite=self.nonfinite.add(other.nonfinite),
+            pre_mean=self.pre_mean + d_pre * w,
+            pre_m2=self.pre_m2 + other.pre_m2 + jnp.square(d_pre) * cross,
+            pre_min=jnp.minimum(self.pre_min, other.pre_min),
+            pre_max=jnp.maximum(self.pre_max, other.pre_max),
+            out_mean=self.out_mean + d_out * w,
+            out_m2=self.out_m2 + other.out_m2 + jnp.square(d_out) * cross,
+            out_abs_mean=self.out_abs_mean + (other.out_abs_mean - self.out_abs_mean) * w,
+        )
+
+    # --- derived properties (elementwise; NaN where a unit saw no finite sample) -------------
+
+    @property
+    def units(self) -> int:
+        """Number of units (size of the last axis)."""
+        return self.pre_mean.shape[-1]
+
+    @property
+    def samples(self) -> Array:
+        """Finite samples seen per unit, as float32 (``count.to_float()``)."""
+        return self.count.to_float()
+
+    def _per_sample(self, total: Array) -> Array:
+        n = self.count.to_float()
+        return jnp.where(n > 0, total / jnp.where(n > 0, n, 1.0), jnp.nan)
+
+    @property
+    def firing_rate(self) -> Array:
+        r"""Fraction of finite samples with pre-activation > 0: :math:`\#\{x > 0\} / n`."""
+        return self._per_sample(self.firing.to_float())
+
+    @property
+    def dead(self) -> Array:
+        """Boolean: the unit saw finite samples and fired on none of them."""
+        return _is_zero(self.firing) & ~_is_zero(self.count)
+
+    @property
+    def always_active(self) -> Array:
+        """Boolean: pre-activation > 0 on every finite sample (a linearized unit)."""
+        same = (self.firing.hi == self.count.hi) & (self.firing.lo == self.count.lo)
+        return same & ~_is_zero(self.count)
+
+    @property
+    def mean(self) -> Array:
+        """Mean output :math:`E[h]` (NaN without samples)."""
+        return jnp.where(_is_zero(self.count), jnp.nan, self.out_mean)
+
+    @property
+    def std(self) -> Array:
+        r"""Population standard deviation of the output, :math:`\sqrt{M_2 / n}`."""
+        return jnp.sqrt(self._per_sample(self.out_m2))
+
+    @property
+    def abs_mean(self) -> Array:
+        """Mean absolute output :math:`E|h|`, the numerator of ReDo's dormancy score."""
+        return jnp.where(_is_zero(self.count), jnp.nan, self.out_abs_mean)
+
+    @property
+    def pre_std(self) -> Array:
+        """Population standard deviation of the pre-activation."""
+        return jnp.sqrt(self._per_sample(self.pre_m2))
+
+    @property
+    def nonfinite_fraction(self) -> Array:
+        """Fraction of all samples (finite or not) that were non-finite."""
+        bad = self.nonfinite.to_float()
+        total = bad + self.count.to_float()
+        return jnp.where(total > 0, bad / jnp.where(total > 0, total, 1.0), jnp.nan)
+
+
+def _is_zero(c: Count) -> Array:
+    return (c.hi == 0) & (c.lo == 0)
