@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from relujax import analysis as analysis
+from relujax import data as data
 from relujax import init as init
 from relujax import data as data
 from relujax import schedules as schedules
@@ -38,6 +39,7 @@ __all__ = [
     "capped_relu",
     "celu",
     "crelu",
+    "data",
     "data",
     "elu",
     "gelu",
