@@ -5,7 +5,6 @@ __version__ = "0.1.0"
 from relujax import analysis as analysis
 from relujax import data as data
 from relujax import init as init
-from relujax import data as data
 from relujax import schedules as schedules
 from relujax.activations import activation_names as activation_names
 from relujax.activations import capped_relu as capped_relu
@@ -39,7 +38,6 @@ __all__ = [
     "capped_relu",
     "celu",
     "crelu",
-    "data",
     "data",
     "elu",
     "gelu",
