@@ -14,15 +14,15 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from relujax.activations import _checks
-from relujax.activations._site import barrier, broadcast, is_zero, site
+from relujax.activations._site import broadcast, is_zero, site, tangent_map
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
 def _neg_part(x: Array) -> Array:
-    """``min(x, 0)`` with the double-where trick: the unused branch never sees large x."""
-    return jnp.where(x > 0, jnp.zeros((), x.dtype), x)
+    """``min(x, 0)``: the exponential branch never sees a large positive x (no overflow)."""
+    return jnp.minimum(x, 0)
 
 
 def _common(x: Array, alpha: Array) -> tuple[Array, Array, tuple[int, ...]]:
@@ -39,15 +39,18 @@ def _elu(x: Array, alpha: Array) -> Array:
     return jnp.where(x > 0, x, alpha * jnp.expm1(_neg_part(x)))
 
 
+@tangent_map
+def _elu_tangent(y: Array, alpha: Array, t: Array) -> Array:
+    slope = jnp.where(y > 0, jnp.ones((), y.dtype), y + broadcast(alpha, y.shape).astype(y.dtype))
+    return broadcast(t, y.shape) * slope.astype(t.dtype)
+
+
 def _elu_jvp(primals, tangents):
     (x, alpha), (tx, ta) = primals, tangents
     y = _elu(x, alpha)
     out = jnp.zeros_like(y)
     if not is_zero(tx):
-        yb = barrier(y)
-        a = broadcast(alpha, y.shape).astype(y.dtype)
-        slope = jnp.where(yb > 0, jnp.ones((), y.dtype), yb + a)
-        out = broadcast(tx, y.shape) * slope.astype(tx.dtype)
+        out = _elu_tangent(y, alpha, tx)
     if not is_zero(ta):
         xb = broadcast(x, y.shape)
         out = out + jnp.expm1(_neg_part(xb)) * broadcast(ta, y.shape)
@@ -95,16 +98,22 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
 
 @jax.custom_jvp
 def _selu(x: Array) -> Array:
-    return SELU_SCALE * jnp.where(x > 0, x, SELU_ALPHA * jnp.expm1(_neg_part(x)))
+    # The scale sits inside both branches so that the output is a select, which XLA keeps
+    # rather than recomputing from x in the backward pass.
+    return jnp.where(x > 0, SELU_SCALE * x, SELU_SCALE * SELU_ALPHA * jnp.expm1(_neg_part(x)))
+
+
+@tangent_map
+def _selu_tangent(y: Array, t: Array) -> Array:
+    slope = jnp.where(y > 0, SELU_SCALE, y + SELU_SCALE * SELU_ALPHA)
+    return t * slope.astype(t.dtype)
 
 
 @_selu.defjvp
 def _selu_jvp(primals, tangents):
     (x,), (t,) = primals, tangents
     y = _selu(x)
-    yb = barrier(y)
-    slope = jnp.where(yb > 0, SELU_SCALE, yb + SELU_SCALE * SELU_ALPHA)
-    return y, t * slope.astype(t.dtype)
+    return y, _selu_tangent(y, t)
 
 
 @site("selu")
@@ -144,15 +153,19 @@ def _celu(x: Array, alpha: Array) -> Array:
     return jnp.where(x > 0, x, alpha * jnp.expm1(_neg_part(x) / alpha))
 
 
+@tangent_map
+def _celu_tangent(y: Array, alpha: Array, t: Array) -> Array:
+    a = broadcast(alpha, y.shape).astype(y.dtype)
+    slope = jnp.where(y > 0, jnp.ones((), y.dtype), y / a + 1)
+    return broadcast(t, y.shape) * slope.astype(t.dtype)
+
+
 def _celu_jvp(primals, tangents):
     (x, alpha), (tx, ta) = primals, tangents
     y = _celu(x, alpha)
     out = jnp.zeros_like(y)
     if not is_zero(tx):
-        yb = barrier(y)
-        a = broadcast(alpha, y.shape).astype(y.dtype)
-        slope = jnp.where(yb > 0, jnp.ones((), y.dtype), yb / a + 1)
-        out = broadcast(tx, y.shape) * slope.astype(tx.dtype)
+        out = _celu_tangent(y, alpha, tx)
     if not is_zero(ta):
         xb, a, _ = _common(x, alpha)
         z = _neg_part(xb) / a

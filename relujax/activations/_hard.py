@@ -7,20 +7,19 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from relujax.activations._site import barrier, site
+from relujax.activations._site import masked, site, tangent_map
 
 
 @jax.custom_jvp
 def _hard_tanh(x: Array) -> Array:
-    return jnp.minimum(jnp.maximum(x, -1), 1)
+    return jnp.where(x >= 1, jnp.minimum(x, 1), jnp.maximum(x, -1))
 
 
 @_hard_tanh.defjvp
 def _hard_tanh_jvp(primals, tangents):
     (x,), (t,) = primals, tangents
     y = _hard_tanh(x)
-    yb = barrier(y)
-    return y, jnp.where((yb > -1) & (yb < 1), t, jnp.zeros((), t.dtype))
+    return y, masked((y > -1) & (y < 1), t)
 
 
 @site("hard_tanh")
@@ -50,15 +49,15 @@ def hard_tanh(x: ArrayLike) -> Array:
 
 @jax.custom_jvp
 def _hard_sigmoid(x: Array) -> Array:
-    return jnp.minimum(jnp.maximum(x + 3, 0), 6) / 6
+    u = (x + 3) / 6
+    return jnp.where(x >= 3, jnp.minimum(u, 1), jnp.maximum(u, 0))
 
 
 @_hard_sigmoid.defjvp
 def _hard_sigmoid_jvp(primals, tangents):
     (x,), (t,) = primals, tangents
     y = _hard_sigmoid(x)
-    yb = barrier(y)
-    return y, jnp.where((yb > 0) & (yb < 1), t / 6, jnp.zeros((), t.dtype))
+    return y, masked((y > 0) & (y < 1), t) / 6
 
 
 @site("hard_sigmoid")
@@ -87,8 +86,13 @@ def hard_sigmoid(x: ArrayLike) -> Array:
 
 
 def _hard_swish_slope(x: Array) -> Array:
-    one, zero = jnp.ones((), x.dtype), jnp.zeros((), x.dtype)
-    return jnp.where(x >= 3, one, jnp.where(x <= -3, zero, (2 * x + 3) / 6))
+    # (2x + 3) / 6 on [-3, 3], continued by its outer values: 0 at x <= -3, 1 at x >= 3.
+    return jnp.where(x >= 3, jnp.ones((), x.dtype), jnp.where(x <= -3, 0, (2 * x + 3) / 6))
+
+
+@tangent_map
+def _hard_swish_tangent(x: Array, t: Array) -> Array:
+    return t * _hard_swish_slope(x).astype(t.dtype)
 
 
 @jax.custom_jvp
@@ -100,8 +104,7 @@ def _hard_swish(x: Array) -> Array:
 def _hard_swish_jvp(primals, tangents):
     (x,), (t,) = primals, tangents
     # Recomputed from x in the backward pass: x is the only residual.
-    tangent = jax.checkpoint(lambda x, t: t * _hard_swish_slope(x).astype(t.dtype))
-    return _hard_swish(x), tangent(x, t)
+    return _hard_swish(x), _hard_swish_tangent(x, t)
 
 
 @site("hard_swish")

@@ -6,13 +6,15 @@ is read off the sign of the output, so the backward pass keeps a mask, not ``x``
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
-from jax import Array
+from jax import Array, lax
 from jax.typing import ArrayLike
 
 from relujax.activations import _checks
-from relujax.activations._site import as_float, barrier, broadcast, is_zero, site
+from relujax.activations._site import as_float, broadcast, is_zero, site, tangent_map
 
 
 @jax.custom_jvp
@@ -22,15 +24,19 @@ def _leaky(x: Array, slope: Array) -> Array:
     return jnp.where(x > 0, x, broadcast(slope, shape) * x)
 
 
+@tangent_map
+def _leaky_tangent(pos: Array, slope: Array, t: Array) -> Array:
+    t = broadcast(t, pos.shape)
+    return jnp.where(pos, t, broadcast(slope, pos.shape).astype(t.dtype) * t)
+
+
 def _leaky_jvp(primals, tangents):
     (x, slope), (tx, ts) = primals, tangents
     y = _leaky(x, slope)
     out = jnp.zeros_like(y)
     if not is_zero(tx):
         # slope >= 0, so y > 0 exactly where x > 0; at x = 0 the slope is used.
-        pos = barrier(y) > 0
-        tx = broadcast(tx, y.shape)
-        out = jnp.where(pos, tx, broadcast(slope, y.shape).astype(tx.dtype) * tx)
+        out = _leaky_tangent(y > 0, slope, tx)
     if not is_zero(ts):
         xb = broadcast(x, y.shape)
         neg = jnp.where(xb > 0, jnp.zeros((), xb.dtype), xb)
@@ -110,16 +116,58 @@ def prelu(x: ArrayLike, slope: ArrayLike) -> Array:
     return _prelu(x, slope)
 
 
+def _mix(h: Array) -> Array:
+    """The "lowbias32" integer finalizer (C. Wellons): a bijective, well-avalanched uint32 hash."""
+    h = h ^ (h >> 16)
+    h = h * jnp.uint32(0x7FEB352D)
+    h = h ^ (h >> 15)
+    h = h * jnp.uint32(0x846CA68B)
+    return h ^ (h >> 16)
+
+
+def _slopes(seed: Array, shape: tuple[int, ...], dtype, lower: Array, upper: Array) -> Array:
+    """Per-element slopes in [lower, upper) from a counter-based hash of (seed, element index).
+
+    Unlike ``jax.random.uniform`` (threefry, a loop on CPU whose result must be materialised),
+    this is a short chain of element-wise integer ops: XLA fuses it into the forward pass and
+    recomputes it inside the backward pass, so the slopes are never stored.
+    """
+    index = lax.iota(jnp.uint32, math.prod(shape)).reshape(shape)
+    h = _mix(_mix(index ^ seed[0]) + seed[1])
+    # 23 random mantissa bits -> a float32 in [1, 2) -> [0, 1).
+    u = lax.bitcast_convert_type((h >> 9) | jnp.uint32(0x3F800000), jnp.float32) - 1
+    lo, hi = lower.astype(jnp.float32), upper.astype(jnp.float32)
+    return (lo + (hi - lo) * u).astype(dtype)
+
+
+@jax.custom_jvp
+def _rrelu_core(x: Array, seed: Array, lower: Array, upper: Array) -> Array:
+    slope = _slopes(seed, x.shape, x.dtype, lower, upper)
+    return jnp.where(x > 0, x, slope * x)
+
+
+@tangent_map
+def _rrelu_tangent(pos: Array, seed: Array, lower: Array, upper: Array, t: Array) -> Array:
+    # The slopes are recomputed from the 64-bit seed instead of being kept.
+    return jnp.where(pos, t, _slopes(seed, t.shape, t.dtype, lower, upper) * t)
+
+
+@_rrelu_core.defjvp
+def _rrelu_jvp(primals, tangents):
+    x, seed, lower, upper = primals
+    y = _rrelu_core(x, seed, lower, upper)
+    return y, _rrelu_tangent(y > 0, seed, lower, upper, tangents[0])
+
+
 @site("rrelu")
 def _rrelu(x, key, lower, upper):
     x = as_float(x)
     lower = jnp.asarray(lower, x.dtype)
     upper = jnp.asarray(upper, x.dtype)
     if key is None:
-        slope = (lower + upper) / 2
-    else:
-        slope = jax.random.uniform(key, x.shape, x.dtype, lower, upper)
-    return _leaky(x, jax.lax.stop_gradient(slope))
+        return _leaky(x, lax.stop_gradient((lower + upper) / 2))
+    seed = jax.random.bits(key, (2,), jnp.uint32)
+    return _rrelu_core(x, seed, lax.stop_gradient(lower), lax.stop_gradient(upper))
 
 
 def rrelu(
@@ -137,9 +185,15 @@ def rrelu(
     Derivative in x: 1 for x > 0 and a for x <= 0, including x = 0. The slopes are not
     differentiated. Outputs are negative for x < 0.
 
+    The draw is a counter-based hash of the element index (23 random mantissa bits), seeded by
+    two words of ``jax.random.bits(key)``. Being a few fused integer ops, it is recomputed in
+    the backward pass instead of stored, so RReLU's backward pass keeps no more than leaky
+    ReLU's (``jax.random.uniform`` would keep two full-size arrays of random bits).
+
     Args:
       x: input array.
-      key: a ``jax.random`` key, or ``None`` for the evaluation form.
+      key: a ``jax.random`` key (typed or legacy ``uint32``), or ``None`` for the evaluation
+        form.
       lower: smallest slope, finite and >= 0.
       upper: largest slope, finite and >= ``lower``.
 

@@ -1,7 +1,14 @@
 """ReLU and its piecewise-linear relatives whose derivative is read off the output.
 
-Each derivative rule uses the primal output ``y`` (which the next layer keeps for its own
-backward pass) instead of the input ``x``, so the backward pass keeps nothing extra.
+Each derivative rule reads the primal output ``y`` (which the next layer keeps for its own
+backward pass) instead of the input ``x``: the backward pass keeps a boolean mask at most, and
+after XLA's fusion usually nothing at all.
+
+The primal values are written as a ``select`` between two branches (``max(x, 0)`` where
+``x <= 0``, else ``x``) rather than a bare ``max(x, 0)``: XLA duplicates a cheap one-operand
+producer such as ``max`` into its consumers, which would rewrite the backward pass's
+``y > 0`` into ``max(x, 0) > 0`` and keep ``x`` alive; a ``select`` reading ``x`` twice is not
+duplicated. ``benchmarks/activations.py`` and ``tests/activations/test_memory.py`` measure it.
 """
 
 from __future__ import annotations
@@ -12,26 +19,21 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from relujax.activations import _checks
-from relujax.activations._site import barrier, broadcast, is_zero, site
-
-
-def _select(mask: Array, t: Array) -> Array:
-    return jnp.where(mask, t, jnp.zeros((), t.dtype))
-
+from relujax.activations._site import broadcast, is_zero, masked, site, tangent_map
 
 # --- relu -------------------------------------------------------------------------------------
 
 
 @jax.custom_jvp
 def _relu(x: Array) -> Array:
-    return jnp.maximum(x, 0)
+    return jnp.where(x <= 0, jnp.maximum(x, 0), x)
 
 
 @_relu.defjvp
 def _relu_jvp(primals, tangents):
     (x,), (t,) = primals, tangents
     y = _relu(x)
-    return y, _select(barrier(y) > 0, t)
+    return y, masked(y > 0, t)
 
 
 @site("relu")
@@ -65,15 +67,14 @@ def relu(x: ArrayLike) -> Array:
 
 @jax.custom_jvp
 def _capped(x: Array, cap: Array) -> Array:
-    return jnp.minimum(jnp.maximum(x, 0), cap)
+    return jnp.where(x >= cap, jnp.minimum(x, cap), jnp.maximum(x, 0))
 
 
 @_capped.defjvp
 def _capped_jvp(primals, tangents):
     (x, cap), (t, _) = primals, tangents
     y = _capped(x, cap)
-    yb = barrier(y)
-    return y, _select((yb > 0) & (yb < cap), t)
+    return y, masked((y > 0) & (y < cap), t)
 
 
 @site("relu6")
@@ -135,14 +136,14 @@ def capped_relu(x: ArrayLike, cap: ArrayLike = 6.0) -> Array:
 
 @jax.custom_jvp
 def _shifted(x: Array, shift: Array) -> Array:
-    return jnp.maximum(x, shift)
+    return jnp.where(x <= shift, jnp.maximum(x, shift), x)
 
 
 @_shifted.defjvp
 def _shifted_jvp(primals, tangents):
     (x, shift), (t, _) = primals, tangents
     y = _shifted(x, shift)
-    return y, _select(barrier(y) > shift, t)
+    return y, masked(y > shift, t)
 
 
 @site("shifted_relu")
@@ -179,19 +180,23 @@ def shifted_relu(x: ArrayLike, shift: ArrayLike = -1.0) -> Array:
 
 @jax.custom_jvp
 def _squared(x: Array) -> Array:
-    r = jnp.maximum(x, 0)
-    return r * r
+    return jnp.where(x > 0, x * x, jnp.maximum(x, 0))
+
+
+@tangent_map
+def _squared_tangent(y: Array, t: Array) -> Array:
+    # d/dx relu(x)^2 = 2 relu(x) = 2 sqrt(y); the inner where keeps sqrt'(0) = inf out of
+    # second derivatives.
+    pos = y > 0
+    slope = jnp.where(pos, 2 * jnp.sqrt(jnp.where(pos, y, 1)), 0)
+    return t * slope.astype(t.dtype)
 
 
 @_squared.defjvp
 def _squared_jvp(primals, tangents):
     (x,), (t,) = primals, tangents
     y = _squared(x)
-    yb = barrier(y)
-    pos = yb > 0
-    # d/dx relu(x)^2 = 2 relu(x) = 2 sqrt(y); the inner where keeps sqrt's derivative at 0 out.
-    slope = jnp.where(pos, 2 * jnp.sqrt(jnp.where(pos, yb, 1)), 0)
-    return y, t * slope.astype(t.dtype)
+    return y, _squared_tangent(y, t)
 
 
 @site("squared_relu")
@@ -271,7 +276,7 @@ def _threshold_jvp(primals, tangents):
     above = x > threshold
     out = jnp.zeros_like(y)
     if not is_zero(tx):
-        out = _select(above, tx)
+        out = masked(above, tx)
     if not is_zero(tv):
         out = out + jnp.where(above, jnp.zeros((), tv.dtype), broadcast(tv, y.shape))
     return y, out

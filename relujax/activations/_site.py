@@ -13,7 +13,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
 _SITES: set[str] = set()
@@ -31,14 +30,22 @@ def site(name: str, *, static_argnames: tuple[str, ...] = ()) -> Callable[[Calla
     return wrap
 
 
-def barrier(y: jax.Array) -> jax.Array:
-    """Hide how ``y`` was computed from XLA's algebraic simplifier.
+def tangent_map(fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+    """Mark ``fn(*residuals, t)`` as recomputed in the backward pass.
 
-    A mask such as ``relu(x) > 0`` would otherwise be rewritten into ``x > 0``, which keeps the
-    input ``x`` alive until the backward pass although the output ``y`` (kept anyway by the next
-    layer) carries the same information.
+    Inside a ``custom_jvp`` rule, everything that does not depend on the tangent is evaluated
+    in the forward pass and whatever the linear part needs is kept until the backward pass. A
+    checkpointed tangent map keeps exactly its non-tangent arguments (a boolean mask, the
+    output ``y`` that the next layer keeps anyway, or ``x``) and recomputes the rest, including
+    full-size constants that would otherwise be hoisted out of a ``lax.scan`` and kept.
     """
-    return lax.optimization_barrier(y)
+    return jax.checkpoint(fn)
+
+
+@tangent_map
+def masked(mask: jax.Array, t: jax.Array) -> jax.Array:
+    """``t`` where ``mask``, else 0 (never NaN, whatever ``t`` holds where ``mask`` is false)."""
+    return jnp.where(mask, t, jnp.zeros((), t.dtype))
 
 
 def is_zero(t: Any) -> bool:
