@@ -17,18 +17,30 @@ from relujax.analysis._collect import features as features
 from relujax.analysis._collect import find_sites as find_sites
 from relujax.analysis._collect import with_stats as with_stats
 from relujax.analysis._count import Count as Count
+from relujax.analysis._diagnose import DEFAULT_TAUS as DEFAULT_TAUS
+from relujax.analysis._diagnose import diagnose as diagnose
 from relujax.analysis._model_stats import ModelStats as ModelStats
+from relujax.analysis._rank import approximate_rank as approximate_rank
+from relujax.analysis._rank import effective_rank as effective_rank
+from relujax.analysis._report import Report as Report
+from relujax.analysis._report import SiteReport as SiteReport
 from relujax.analysis._stats import UnitStats as UnitStats
 from relujax.analysis._tag import tag as tag
 
 __all__ = [
+    "DEFAULT_TAUS",
     "JAX_NN_ACTIVATIONS",
     "Count",
     "ModelStats",
+    "Report",
     "Site",
+    "SiteReport",
     "UnitStats",
+    "approximate_rank",
     "collect",
     "default_activations",
+    "diagnose",
+    "effective_rank",
     "features",
     "find_sites",
     "tag",

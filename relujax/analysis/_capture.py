@@ -76,6 +76,21 @@ JAX_NN_ACTIVATIONS: frozenset[str] = frozenset(
     }
 )
 
+#: Activations whose output is never negative (``E|h| = E[h]``; firing read off the output).
+NONNEGATIVE: frozenset[str] = frozenset(
+    {
+        "relu",
+        "relu6",
+        "capped_relu",
+        "squared_relu",
+        "crelu",
+        "softplus",
+        "squareplus",
+        "sparse_plus",
+        "hard_sigmoid",
+    }
+)
+
 _GELU_FILE = inspect.unwrap(jax.nn.gelu).__code__.co_filename
 
 
@@ -118,6 +133,11 @@ class Site:
     def units(self) -> int:
         """Number of units: the size of the last axis (1 for a scalar)."""
         return self.shape[-1] if self.shape else 1
+
+    @property
+    def nonnegative(self) -> bool:
+        """Whether the activation's output is never negative (relu, relu6, softplus, ...)."""
+        return self.function in NONNEGATIVE
 
 
 @dataclasses.dataclass(frozen=True)

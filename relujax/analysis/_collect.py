@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
@@ -26,7 +28,11 @@ class _StatsObserver(Observer):
         return UnitStats.empty(site.units)
 
     def observe(self, acc, site, pre, out) -> None:
-        batch = UnitStats.from_batch(out) if pre is out else UnitStats.from_batch(pre, out)
+        nonneg = site.nonnegative
+        if pre is out:
+            batch = UnitStats.from_batch(out, nonnegative=nonneg)
+        else:
+            batch = UnitStats.from_batch(pre, out, nonnegative=nonneg)
         self.absorb(acc, site.name, batch)
 
     def absorb(self, acc, name, state) -> None:
@@ -170,7 +176,9 @@ def with_stats(
             (out, new_state), stats = with_stats(
                 pure, sites=sites, exclude=exclude, activations=activations
             )(state, *args, **kwargs)
-            nnx.update(module, new_state)
+            old, new = jax.tree.leaves(state), jax.tree.leaves(new_state)
+            if len(old) != len(new) or any(a is not b for a, b in zip(old, new, strict=False)):
+                nnx.update(module, new_state)  # only when something changed, as a direct call
             return out, stats
 
         return stateful
@@ -279,11 +287,28 @@ def collect(
     return _collect_iterable(fn, batches, sites, exclude, activations, init)
 
 
+_STEPS: collections.OrderedDict[Any, Callable[..., Any]] = collections.OrderedDict()
+_STEPS_MAX = 16
+
+
+def _cached(key: Any, make: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
+    """A jitted step per traced program, so calling collect again (new parameters, same
+    shapes: every N training steps) reuses the compiled step instead of compiling anew."""
+    fn = _STEPS.get(key)
+    if fn is None:
+        fn = _STEPS[key] = make()
+        while len(_STEPS) > _STEPS_MAX:
+            _STEPS.popitem(last=False)
+    else:
+        _STEPS.move_to_end(key)
+    return fn
+
+
 def _prepare(fn, spec_batch, sites, exclude, activations, init):
+    """Traces ``fn``; returns (consts, initial carry, cache key, step)."""
     traced = _trace(fn, (spec_batch,), {}, activations)
     chosen = select(traced.plan.sites, sites, exclude)
     names = [s.name for s in chosen]
-    obs = _StatsObserver(names)
     if init is None:
         carry = ModelStats((s.name, UnitStats.empty(s.units)) for s in chosen)
     else:
@@ -296,14 +321,20 @@ def _prepare(fn, spec_batch, sites, exclude, activations, init):
                     f"init[{s.name!r}] has {init[s.name].units} units; the site has {s.units}."
                 )
         carry = ModelStats((n, init[n]) for n in names)
-    plan = traced.plan
+    consts = traced.plan.consts
+    # The step must not keep the model's parameters alive in the cache: they are arguments.
+    plan = dataclasses.replace(traced.plan, consts=[])
+    obs = _StatsObserver(names)
+    # The printed jaxpr holds every primitive, parameter, literal and input type; with the
+    # site names it identifies the step (consts enter as arguments, never as constants).
+    key = (str(plan.jaxpr), tuple((s.name, s.shape) for s in chosen))
 
     def step(consts, carry, leaves):
         acc: dict[str, UnitStats] = {}
         _capture.evaluate(plan, consts, leaves, acc, obs)
         return carry.merge(ModelStats((n, acc[n]) for n in names))
 
-    return plan.consts, carry, step
+    return consts, carry, key, step
 
 
 def _collect_iterable(fn, batches, sites, exclude, activations, init) -> ModelStats:
@@ -314,8 +345,8 @@ def _collect_iterable(fn, batches, sites, exclude, activations, init) -> ModelSt
         raise ValueError("collect: batches is empty; give at least one batch.") from None
     treedef, sig = _signature(first)
     spec = jax.tree.unflatten(treedef, [_spec(s) for s in sig])
-    consts, carry, step = _prepare(fn, spec, sites, exclude, activations, init)
-    jit_step = jax.jit(step, donate_argnums=(1,))
+    consts, carry, key, step = _prepare(fn, spec, sites, exclude, activations, init)
+    jit_step = _cached(("loop", *key), lambda: jax.jit(step, donate_argnums=(1,)))
     # Fresh buffers: the carry is donated, and empty() / a user's init may share arrays.
     carry = jax.tree.map(lambda a: jnp.array(a, copy=True), carry)
     carry = jit_step(consts, carry, jax.tree.leaves(first))
@@ -346,13 +377,16 @@ def _collect_stacked(fn, batches, sites, exclude, activations, init) -> ModelSta
         raise ValueError("collect: batches is empty (leading axis of size 0).")
     _, sig = _signature(batches)
     spec = jax.tree.unflatten(treedef, [_spec((s[1:], d)) for s, d in sig])
-    consts, carry, step = _prepare(fn, spec, sites, exclude, activations, init)
+    consts, carry, key, step = _prepare(fn, spec, sites, exclude, activations, init)
 
-    @jax.jit
-    def scan_all(consts, carry, leaves):
-        return lax.scan(lambda c, b: (step(consts, c, b), None), carry, leaves)[0]
+    def make():
+        @jax.jit
+        def scan_all(consts, carry, leaves):
+            return lax.scan(lambda c, b: (step(consts, c, b), None), carry, leaves)[0]
 
-    return scan_all(consts, carry, leaves)
+        return scan_all
+
+    return _cached(("scan", *key), make)(consts, carry, leaves)
 
 
 def features(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -91,13 +92,25 @@ class UnitStats(NamedTuple):
         return cls(c, c, c, z, z, inf, -inf, z, z, z)
 
     @classmethod
-    def from_batch(cls, pre: ArrayLike, out: ArrayLike | None = None) -> UnitStats:
+    def from_batch(
+        cls, pre: ArrayLike, out: ArrayLike | None = None, *, nonnegative: bool = False
+    ) -> UnitStats:
         """Statistics of one batch, pooling every axis but the last.
+
+        Fast path: when every value is finite (checked on the sums themselves: a sum over a
+        column is finite only if the column is), the statistics are plain per-unit reductions
+        (sum, sum of squares, min, max, the count of positives as a sum of ``sign``), which
+        XLA runs as single passes over the activation without masking. Otherwise a
+        ``lax.cond`` takes the masked path that drops non-finite samples. Per-batch moments
+        are raw float32 sums: the variance of a batch has relative error about
+        ``1e-7 * sqrt(rows) * (1 + mean**2 / var)``, ample for diagnosis.
 
         Args:
           pre: pre-activations, shape ``(..., units)`` (a 0-d array is one unit).
           out: outputs of the activation, same shape as ``pre``; ``None`` means ``pre`` itself
             (a tagged array, whose units fire when positive).
+          nonnegative: promise that finite outputs are never negative (the ReLUs): then
+            ``E|h| = E[h]`` and firing is counted on the output, saving two passes.
 
         Returns:
           A ``UnitStats`` whose fields have shape ``(units,)``. Statistics are computed in
@@ -115,33 +128,24 @@ class UnitStats(NamedTuple):
           (array([2, 1], dtype=uint64), array([1, 1], dtype=uint64), array([0, 1], dtype=uint64))
         """
         x = jnp.asarray(pre)
-        y = x if out is None else jnp.asarray(out)
+        same = out is None
+        y = x if same else jnp.asarray(out)
         if x.shape != y.shape:
             raise ValueError(f"pre and out must have the same shape, got {x.shape} and {y.shape}.")
-        units = x.shape[-1] if x.ndim else 1
-        x = lax.stop_gradient(x).reshape(-1, units).astype(jnp.float32)
-        y = lax.stop_gradient(y).reshape(-1, units).astype(jnp.float32)
-        finite = jnp.isfinite(x) & jnp.isfinite(y)
-        n_int = jnp.sum(finite, axis=0, dtype=jnp.int32)
-        n = jnp.maximum(n_int, 1).astype(jnp.float32)
-        zero = jnp.float32(0.0)
-        xs = jnp.where(finite, x, zero)
-        ys = jnp.where(finite, y, zero)
-        pre_mean = jnp.sum(xs, axis=0) / n
-        out_mean = jnp.sum(ys, axis=0) / n
-        pre_m2 = jnp.sum(jnp.where(finite, jnp.square(x - pre_mean[None]), zero), axis=0)
-        out_m2 = jnp.sum(jnp.where(finite, jnp.square(y - out_mean[None]), zero), axis=0)
-        return cls(
-            count=Count.of(n_int),
-            firing=Count.of(jnp.sum(finite & (x > 0), axis=0, dtype=jnp.int32)),
-            nonfinite=Count.of(x.shape[0] - n_int),
-            pre_mean=pre_mean,
-            pre_m2=pre_m2,
-            pre_min=jnp.min(jnp.where(finite, x, jnp.inf), axis=0),
-            pre_max=jnp.max(jnp.where(finite, x, -jnp.inf), axis=0),
-            out_mean=out_mean,
-            out_m2=out_m2,
-            out_abs_mean=jnp.sum(jnp.abs(ys), axis=0) / n,
+        if x.ndim == 0:
+            x, y = x.reshape(1, 1), y.reshape(1, 1)
+        elif x.ndim == 1:
+            x, y = x[None], y[None]
+        # No reshape to (rows, units): reducing over the leading axes in place lets XLA keep a
+        # single materialization of the pre-activation (a reshape adds a copy on CPU).
+        x = lax.stop_gradient(x).astype(jnp.float32)
+        y = x if same else lax.stop_gradient(y).astype(jnp.float32)
+        fast = _fast(x, y, same=same, nonnegative=nonnegative)
+        sums = (fast.pre_mean, fast.pre_m2, fast.out_mean, fast.out_m2, fast.out_abs_mean)
+        ok = jnp.all(jnp.isfinite(jnp.stack(sums)))
+        units = x.shape[-1]
+        return lax.cond(
+            ok, lambda: fast, lambda: _masked(x.reshape(-1, units), y.reshape(-1, units))
         )
 
     def merge(self, other: UnitStats) -> UnitStats:
@@ -245,3 +249,55 @@ class UnitStats(NamedTuple):
 
 def _is_zero(c: Count) -> Array:
     return (c.hi == 0) & (c.lo == 0)
+
+
+def _fast(x: Array, y: Array, *, same: bool, nonnegative: bool) -> UnitStats:
+    """Unmasked statistics of finite ``(rows, units)`` arrays: one plain reduction each."""
+    axes = tuple(range(x.ndim - 1))
+    units = x.shape[-1]
+    rows = math.prod(x.shape[:-1])
+    r = jnp.float32(max(rows, 1))
+    s1, s2 = jnp.sum(x, axis=axes), jnp.sum(x * x, axis=axes)
+    t1, t2 = (s1, s2) if same else (jnp.sum(y, axis=axes), jnp.sum(y * y, axis=axes))
+    if rows < 2**24:  # counts of 1.0s are exact in float32 below 2**24
+        positive = y if nonnegative else jnp.maximum(x, 0.0)
+        firing = Count.of(jnp.sum(jnp.sign(positive), axis=axes).astype(jnp.int32))
+    else:
+        firing = Count.of(jnp.sum(x > 0, axis=axes, dtype=jnp.int32))
+    pre_mean, out_mean = s1 / r, t1 / r
+    return UnitStats(
+        count=Count.of(jnp.full((units,), rows, jnp.uint32)),
+        firing=firing,
+        nonfinite=Count.zeros((units,)),
+        pre_mean=pre_mean,
+        pre_m2=jnp.maximum(s2 - pre_mean * s1, 0.0),
+        pre_min=jnp.min(x, axis=axes),
+        pre_max=jnp.max(x, axis=axes),
+        out_mean=out_mean,
+        out_m2=jnp.maximum(t2 - out_mean * t1, 0.0),
+        out_abs_mean=out_mean if nonnegative else jnp.sum(jnp.abs(y), axis=axes) / r,
+    )
+
+
+def _masked(x: Array, y: Array) -> UnitStats:
+    """Statistics over the finite samples only (two-pass moments)."""
+    finite = jnp.isfinite(x) & jnp.isfinite(y)
+    n_int = jnp.sum(finite, axis=0, dtype=jnp.int32)
+    n = jnp.maximum(n_int, 1).astype(jnp.float32)
+    zero = jnp.float32(0.0)
+    xs = jnp.where(finite, x, zero)
+    ys = jnp.where(finite, y, zero)
+    pre_mean = jnp.sum(xs, axis=0) / n
+    out_mean = jnp.sum(ys, axis=0) / n
+    return UnitStats(
+        count=Count.of(n_int),
+        firing=Count.of(jnp.sum(finite & (x > 0), axis=0, dtype=jnp.int32)),
+        nonfinite=Count.of(x.shape[0] - n_int),
+        pre_mean=pre_mean,
+        pre_m2=jnp.sum(jnp.where(finite, jnp.square(x - pre_mean[None]), zero), axis=0),
+        pre_min=jnp.min(jnp.where(finite, x, jnp.inf), axis=0),
+        pre_max=jnp.max(jnp.where(finite, x, -jnp.inf), axis=0),
+        out_mean=out_mean,
+        out_m2=jnp.sum(jnp.where(finite, jnp.square(y - out_mean[None]), zero), axis=0),
+        out_abs_mean=jnp.sum(jnp.abs(ys), axis=0) / n,
+    )
