@@ -9,6 +9,7 @@ and always-active units, per site and overall). :func:`born_dead_probability` es
 often a freshly initialized ReLU net is a constant function.
 """
 
+from relujax.analysis._born_dead import born_dead_probability as born_dead_probability
 from relujax.analysis._capture import JAX_NN_ACTIVATIONS as JAX_NN_ACTIVATIONS
 from relujax.analysis._capture import Site as Site
 from relujax.analysis._capture import default_activations as default_activations
@@ -19,7 +20,13 @@ from relujax.analysis._collect import with_stats as with_stats
 from relujax.analysis._count import Count as Count
 from relujax.analysis._diagnose import DEFAULT_TAUS as DEFAULT_TAUS
 from relujax.analysis._diagnose import diagnose as diagnose
+from relujax.analysis._io import load_stats as load_stats
+from relujax.analysis._io import save_stats as save_stats
 from relujax.analysis._model_stats import ModelStats as ModelStats
+from relujax.analysis._plots import firing_rate_histograms as firing_rate_histograms
+from relujax.analysis._plots import plot_dead as plot_dead
+from relujax.analysis._plots import plot_firing_heatmap as plot_firing_heatmap
+from relujax.analysis._plots import plot_firing_rates as plot_firing_rates
 from relujax.analysis._rank import approximate_rank as approximate_rank
 from relujax.analysis._rank import effective_rank as effective_rank
 from relujax.analysis._report import Report as Report
@@ -37,12 +44,19 @@ __all__ = [
     "SiteReport",
     "UnitStats",
     "approximate_rank",
+    "born_dead_probability",
     "collect",
     "default_activations",
     "diagnose",
     "effective_rank",
     "features",
     "find_sites",
+    "firing_rate_histograms",
+    "load_stats",
+    "plot_dead",
+    "plot_firing_heatmap",
+    "plot_firing_rates",
+    "save_stats",
     "tag",
     "with_stats",
 ]

@@ -1,0 +1,190 @@
+"""Monte-Carlo probability that a freshly initialized ReLU net is a constant function."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import Array, lax
+from jax.typing import ArrayLike
+
+# Elements of the (points, width) activations per lax.map chunk: bounds peak memory.
+_CHUNK_ELEMENTS = 2**22
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    return value
+
+
+@functools.cache
+def _named(value: str) -> Callable[..., Any]:
+    from relujax import init as rinit
+
+    return rinit.get(value)  # cached: the same object each time, so the jit cache hits
+
+
+def _initializer(name: str, value: Any) -> Callable[..., Any]:
+    from relujax import init as rinit
+
+    if isinstance(value, str):
+        return _named(value)
+    if callable(value):
+        return value
+    raise TypeError(f"{name} must be an initializer name ({rinit.names()}) or a callable.")
+
+
+def born_dead_probability(
+    key: Array,
+    *,
+    width: int,
+    depth: int,
+    in_features: int = 1,
+    n_trials: int = 1000,
+    init: str | Callable[..., Any] = "he_normal",
+    bias_init: str | Callable[..., Any] | None = "zeros",
+    domain: tuple[ArrayLike, ArrayLike] = (-math.sqrt(3.0), math.sqrt(3.0)),
+    n_points: int | None = None,
+) -> Array:
+    r"""Probability that a freshly initialized ReLU net is constant on its input domain.
+
+    Lu, Shin, Su and Karniadakis (2020, *Dying ReLU and initialization*) call a network
+    *born dead* when at initialization it is a constant function of its input: some layer
+    is zero on the whole domain, so nothing downstream (and no gradient) depends on the
+    input. This estimates that probability for a fully connected net with ``depth`` hidden
+    ReLU layers of ``width`` units,
+
+    .. math:: h_0 = x, \quad h_{l} = \max(0, h_{l-1} W_l + b_l), \quad l = 1..\text{depth},
+
+    by drawing ``n_trials`` initializations (vectorized with ``vmap``, in chunks) and testing
+    whether the last hidden layer takes one value on ``n_points`` points of the domain: an
+    evenly spaced grid with both end points when ``in_features == 1``, uniform random points
+    otherwise. (The readout is linear, so the net is constant exactly when that layer is.)
+    A net constant on the points but not between them would count as dead; with the default
+    1024 points this is rare, and never for ``in_features == 1`` nets whose kinks are
+    farther apart than the grid step.
+
+    Layer ``l`` of trial ``t`` is drawn from ``fold_in(split(key)[t], l)``: nets of
+    different depth share their first layers, so the estimate is exactly non-decreasing in
+    ``depth`` for a fixed key (a dead layer stays dead downstream).
+
+    Args:
+      key: a PRNG key.
+      width: units per hidden layer.
+      depth: number of hidden layers.
+      in_features: input dimension.
+      n_trials: number of initializations.
+      init: kernel initializer: a :mod:`relujax.init` name or an ``init(key, shape, dtype)``
+        callable (``shape = (fan_in, width)``). An initializer with a
+        ``pair(key, shape, dtype) -> (kernel, bias)`` method (:func:`relujax.init.rai`,
+        ``"rai"``) draws the bias jointly, and ``bias_init`` must then stay ``"zeros"``.
+      bias_init: bias initializer (a name or callable, shape ``(width,)``); None means zeros.
+      domain: ``(low, high)`` of the input box; scalars or arrays of shape
+        ``(in_features,)``. The default is the box of zero mean and unit variance.
+      n_points: points per trial (default 1024; at least 2).
+
+    Returns:
+      A float32 scalar: the fraction of born-dead trials. Works under ``jit`` and ``vmap``
+      (over keys); it is piecewise constant, so its gradient is zero.
+
+    Raises:
+      ValueError: for non-positive sizes, ``n_points < 2``, an empty domain, or a
+        ``bias_init`` given together with a paired initializer.
+
+    Examples:
+      >>> import jax
+      >>> from relujax.analysis import born_dead_probability
+      >>> # width 1, zero bias: layers 2 and 3 each kill a live unit with probability 1/2
+      >>> born_dead_probability(jax.random.key(0), width=1, depth=3, n_trials=4000)  # 3/4
+      Array(0.75575006, dtype=float32)
+    """
+    width = _positive_int("width", width)
+    depth = _positive_int("depth", depth)
+    in_features = _positive_int("in_features", in_features)
+    n_trials = _positive_int("n_trials", n_trials)
+    n_points = 1024 if n_points is None else _positive_int("n_points", n_points)
+    if n_points < 2:
+        raise ValueError(f"n_points must be at least 2, got {n_points}.")
+    kernel_init = _initializer("init", init)
+    paired = callable(getattr(kernel_init, "pair", None))
+    if paired and bias_init not in ("zeros", None):
+        raise ValueError(
+            "bias_init must stay 'zeros' with a paired initializer (such as RAI): the bias "
+            "comes from the same joint draw as the kernel."
+        )
+    b_init = None if paired or bias_init is None else _initializer("bias_init", bias_init)
+    try:
+        low, high = domain
+    except (TypeError, ValueError):
+        raise ValueError(f"domain must be a pair (low, high), got {domain!r}.") from None
+    low = jnp.broadcast_to(jnp.asarray(low, jnp.float32), (in_features,))
+    high = jnp.broadcast_to(jnp.asarray(high, jnp.float32), (in_features,))
+    try:
+        empty = not bool(jnp.all(low < high))
+    except jax.errors.ConcretizationTypeError:  # a traced domain: cannot check here
+        empty = False
+    if empty:
+        raise ValueError(f"domain must have low < high in every coordinate, got {domain!r}.")
+    return _estimate(
+        key,
+        low,
+        high,
+        width=width,
+        depth=depth,
+        in_features=in_features,
+        n_trials=n_trials,
+        n_points=n_points,
+        kernel_init=kernel_init,
+        bias_init=b_init,
+        paired=paired,
+    )
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "width",
+        "depth",
+        "in_features",
+        "n_trials",
+        "n_points",
+        "kernel_init",
+        "bias_init",
+        "paired",
+    ),
+)
+def _estimate(key, low, high, *, width, depth, in_features, n_trials, n_points, kernel_init,
+              bias_init, paired) -> Array:  # fmt: skip
+    k_points, k_trials = jax.random.split(key)
+    if in_features == 1:
+        t = jnp.linspace(0.0, 1.0, n_points, dtype=jnp.float32)[:, None]
+    else:
+        t = jax.random.uniform(k_points, (n_points, in_features), jnp.float32)
+    points = low[None] + t * (high - low)[None]
+
+    def dead(k: Array) -> Array:
+        h = points
+        for layer in range(depth):
+            kw, kb = jax.random.split(jax.random.fold_in(k, layer))
+            shape = (in_features if layer == 0 else width, width)
+            if paired:
+                w, b = kernel_init.pair(kw, shape, jnp.float32)
+            else:
+                w = kernel_init(kw, shape, jnp.float32)
+                b = (
+                    jnp.zeros((width,), jnp.float32)
+                    if bias_init is None
+                    else bias_init(kb, (width,), jnp.float32)
+                )
+            h = jnp.maximum(h @ w + b[None], 0.0)
+        return jnp.all(jnp.max(h, axis=0) == jnp.min(h, axis=0))
+
+    batch = max(1, min(n_trials, _CHUNK_ELEMENTS // (n_points * width)))
+    keys = jax.random.split(k_trials, n_trials)
+    flags = lax.map(dead, keys, batch_size=batch)
+    return jnp.mean(flags.astype(jnp.float32))

@@ -1,0 +1,96 @@
+"""Save and load statistics (``.npz``), e.g. to resume an interrupted pass with ``init=``."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from relujax.analysis._count import Count
+from relujax.analysis._model_stats import ModelStats
+from relujax.analysis._stats import UnitStats
+
+_FORMAT = "relujax.analysis.ModelStats/1"
+
+
+def save_stats(path: str | os.PathLike[str], stats: ModelStats) -> None:
+    """Writes ``stats`` to ``path`` as a NumPy ``.npz`` archive, atomically.
+
+    The file is written to a temporary name and renamed, so an interrupted save never
+    leaves a truncated archive behind. Counts are stored exactly (both uint32 words).
+
+    Args:
+      path: destination file (conventionally ``*.npz``; no suffix is added).
+      stats: statistics from :func:`collect` or :func:`with_stats`.
+
+    Examples:
+      >>> import os, tempfile, jax.numpy as jnp
+      >>> from relujax import analysis
+      >>> s = analysis.ModelStats({"h": analysis.UnitStats.from_batch(jnp.array([[1.0, -1.0]]))})
+      >>> path = os.path.join(tempfile.mkdtemp(), "stats.npz")
+      >>> analysis.save_stats(path, s)
+      >>> analysis.load_stats(path)["h"].firing.to_numpy()
+      array([1, 0], dtype=uint64)
+    """
+    if not isinstance(stats, ModelStats):
+        raise TypeError(f"stats must be a ModelStats, got {type(stats).__name__}.")
+    host = jax.device_get(stats)
+    arrays: dict[str, Any] = {
+        "__meta__": np.array(json.dumps({"format": _FORMAT, "sites": list(host)}))
+    }
+    for i, value in enumerate(host.values()):
+        for field, x in value._asdict().items():
+            if isinstance(x, Count):
+                arrays[f"{i}.{field}.hi"] = np.asarray(x.hi)
+                arrays[f"{i}.{field}.lo"] = np.asarray(x.lo)
+            else:
+                arrays[f"{i}.{field}"] = np.asarray(x)
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_stats(path: str | os.PathLike[str]) -> ModelStats:
+    """Reads statistics written by :func:`save_stats`.
+
+    Args:
+      path: the ``.npz`` file.
+
+    Returns:
+      The :class:`ModelStats`, as device arrays.
+
+    Raises:
+      ValueError: if the file was not written by :func:`save_stats`.
+    """
+    with np.load(os.fspath(path), allow_pickle=False) as data:
+        try:
+            meta = json.loads(str(data["__meta__"]))
+        except KeyError:
+            raise ValueError(f"{path} was not written by relujax.analysis.save_stats.") from None
+        if meta.get("format") != _FORMAT:
+            raise ValueError(f"{path}: unknown format {meta.get('format')!r}.")
+        items = []
+        for i, name in enumerate(meta["sites"]):
+            fields = {}
+            for field in UnitStats._fields:
+                if f"{i}.{field}.hi" in data:
+                    fields[field] = Count(
+                        jnp.asarray(data[f"{i}.{field}.hi"]), jnp.asarray(data[f"{i}.{field}.lo"])
+                    )
+                else:
+                    fields[field] = jnp.asarray(data[f"{i}.{field}"])
+            items.append((name, UnitStats(**fields)))
+    return ModelStats(items)
