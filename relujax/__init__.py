@@ -6,6 +6,7 @@ from relujax import analysis as analysis
 from relujax import data as data
 from relujax import init as init
 from relujax import schedules as schedules
+from relujax import sweep as sweep
 from relujax.activations import activation_names as activation_names
 from relujax.activations import capped_relu as capped_relu
 from relujax.activations import celu as celu
@@ -59,6 +60,7 @@ __all__ = [
     "silu",
     "softplus",
     "squared_relu",
+    "sweep",
     "swish",
     "threshold",
 ]

@@ -1,0 +1,203 @@
+"""The value a sweep returns: metrics per configuration and evaluation step, with provenance."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from relujax.schedules import Schedule
+from relujax.sweep._spec import Config
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries a result depends on, and the backend it ran on."""
+    import platform
+
+    import flax
+    import jax
+    import jaxlib
+    import optax
+
+    import relujax
+
+    return {
+        "relujax": relujax.__version__,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "backend": jax.default_backend(),
+        "device_count": str(jax.device_count()),
+        "process_count": str(jax.process_count()),
+    }
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, float) and not math.isfinite(x):
+        return None  # strict JSON has no NaN / inf
+    if isinstance(x, (np.floating, np.integer)):
+        return _jsonable(x.item())
+    return x
+
+
+def _config_from_dict(d: dict[str, Any]) -> Config:
+    sched = dict(d["schedule"])
+    name = sched.pop("name")
+    sched = {k: tuple(v) if isinstance(v, list) else v for k, v in sched.items()}
+    return Config(Schedule(name, **sched), d["peak_lr"], d["activation"], d["init"], d["seed"])
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class SweepResult:
+    """Metrics of every configuration at every evaluation step.
+
+    ``metrics[name]`` has shape ``[K, E]`` for the scalars ``train_loss`` (loss on the fixed
+    probe set of training examples), ``test_loss``, ``test_accuracy`` (classification only)
+    and ``lr`` (the learning rate the next update uses), and ``[K, E, L]`` for the per-layer
+    ``dead_fraction`` (units that never fired on the probe set), ``dormant_fraction`` (ReDo
+    score :math:`E|h_i| / \\overline{E|h|} \\le \\tau`) and ``firing_rate`` (mean over units of
+    the fraction of probe examples with pre-activation > 0). ``K`` = configurations, ``E`` =
+    evaluations at ``steps``, ``L`` = activation layers. Values at or after a configuration's
+    ``diverged_step`` are NaN.
+
+    Attributes:
+      configs: the K configurations, in order.
+      steps: ``int[E]``, the step of each evaluation (0, eval_every, ..., total steps).
+      metrics: name -> array, as above.
+      diverged_step: ``int[K]``, the step whose training loss was first non-finite, or -1.
+      layer_sites: per configuration, the names of its activation sites (``relu_0``, ...).
+      meta: settings of the sweep (model, optimizer, dataset shapes, steps, batch size, ...),
+        the strategy used, and :func:`versions`.
+      final_params: per configuration, its trained ``nnx.Param`` state as NumPy arrays (None
+        for results loaded from JSON).
+    """
+
+    configs: tuple[Config, ...]
+    steps: np.ndarray
+    metrics: dict[str, np.ndarray]
+    diverged_step: np.ndarray
+    layer_sites: tuple[tuple[str, ...], ...]
+    meta: dict[str, Any]
+    final_params: Sequence[Any] | None = None
+
+    def __len__(self) -> int:
+        return len(self.configs)
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """``bool[K]``: whether each configuration diverged."""
+        return self.diverged_step >= 0
+
+    def final(self, name: str) -> np.ndarray:
+        """The last evaluation of metric ``name`` per configuration (NaN if diverged)."""
+        return self.metrics[name][:, -1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (NaN becomes None), one entry per run with its full config.
+
+        Each run holds its ``config`` (schedule with parameters, peak LR, activation, init,
+        seed), ``diverged_step``, ``layer_sites`` and its metric series; ``meta`` holds the
+        shared settings and library versions.
+        """
+        runs = []
+        for k, cfg in enumerate(self.configs):
+            runs.append(
+                {
+                    "config": cfg.to_dict(),
+                    "diverged_step": int(self.diverged_step[k]),
+                    "layer_sites": list(self.layer_sites[k]),
+                    "metrics": {name: _jsonable(v[k]) for name, v in self.metrics.items()},
+                }
+            )
+        return {"steps": _jsonable(self.steps), "meta": _jsonable(self.meta), "runs": runs}
+
+    def to_json(self, path: str | os.PathLike | None = None, **kwargs: Any) -> str:
+        """``json.dumps(self.to_dict())``, also written to ``path`` if given."""
+        text = json.dumps(self.to_dict(), **kwargs)
+        if path is not None:
+            with open(path, "w") as f:
+                f.write(text)
+        return text
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SweepResult:
+        """Inverse of :meth:`to_dict` (without ``final_params``)."""
+        runs = d["runs"]
+        names = list(runs[0]["metrics"]) if runs else []
+
+        metrics = {
+            n: np.stack([np.asarray(_none_to_nan(r["metrics"][n]), np.float32) for r in runs])
+            for n in names
+        }
+        return cls(
+            configs=tuple(_config_from_dict(r["config"]) for r in runs),
+            steps=np.asarray(d["steps"], np.int64),
+            metrics=metrics,
+            diverged_step=np.asarray([r["diverged_step"] for r in runs], np.int64),
+            layer_sites=tuple(tuple(r["layer_sites"]) for r in runs),
+            meta=d["meta"],
+        )
+
+    @classmethod
+    def from_json(cls, text_or_path: str | os.PathLike) -> SweepResult:
+        """Load a result written by :meth:`to_json` (a JSON string or a file path)."""
+        text = os.fspath(text_or_path)
+        if not text.lstrip().startswith("{"):
+            with open(text) as f:
+                text = f.read()
+        return cls.from_dict(json.loads(text))
+
+    def records(self) -> list[dict[str, Any]]:
+        """One flat dict per (configuration, evaluation): ``pandas.DataFrame(records)``.
+
+        Columns: ``run``, ``schedule``, ``schedule.<param>``, ``peak_lr``, ``activation``,
+        ``init``, ``seed``, ``step``, ``diverged`` (bool: at or after divergence), every scalar
+        metric, ``<layer metric>/<layer index>`` per layer, and ``version.<library>``.
+        """
+        out = []
+        vers = {f"version.{k}": v for k, v in self.meta.get("versions", {}).items()}
+        for k, cfg in enumerate(self.configs):
+            base = {
+                "run": k,
+                "schedule": cfg.schedule.name,
+                **{f"schedule.{p}": v for p, v in cfg.schedule.params},
+                "peak_lr": cfg.peak_lr,
+                "activation": cfg.activation,
+                "init": cfg.init,
+                "seed": cfg.seed,
+            }
+            d = int(self.diverged_step[k])
+            for e, step in enumerate(self.steps):
+                row = dict(base, step=int(step), diverged=bool(0 <= d <= step))
+                for name, values in self.metrics.items():
+                    v = values[k, e]
+                    if np.ndim(v) == 0:
+                        row[name] = float(v)
+                    else:
+                        for layer, x in enumerate(v):
+                            row[f"{name}/{layer}"] = float(x)
+                row.update(vers)
+                out.append(row)
+        return out
+
+
+def _none_to_nan(v: Any) -> Any:
+    if v is None:
+        return math.nan
+    if isinstance(v, list):
+        return [_none_to_nan(x) for x in v]
+    return v
