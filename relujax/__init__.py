@@ -5,6 +5,8 @@ __version__ = "0.1.0"
 from relujax import analysis as analysis
 from relujax import data as data
 from relujax import init as init
+from relujax import linen as linen
+from relujax import nn as nn
 from relujax import schedules as schedules
 from relujax import sweep as sweep
 from relujax.activations import activation_names as activation_names
@@ -49,7 +51,9 @@ __all__ = [
     "hard_tanh",
     "init",
     "leaky_relu",
+    "linen",
     "mish",
+    "nn",
     "prelu",
     "relu",
     "relu6",

@@ -20,21 +20,7 @@ RAI_SIGMA = 0.6007
 RAI_BETA = (2.0, 1.0)
 
 
-def _beta(key: Array, a: float, b: float, shape: tuple[int, ...], dtype: DTypeLike) -> Array:
-    """Beta(a, b) samples; by inverse CDF when a or b is 1 (exact, and no gamma sampler).
-
-    Beta(a, 1) has CDF x**a, so U**(1/a) is an exact sample; Beta(1, b) is 1 - U**(1/b).
-    jax.random.beta goes through a rejection gamma sampler whose compilation costs
-    seconds per shape, which the default Beta(2, 1) does not need.
-    """
-    if b == 1.0:
-        return jax.random.uniform(key, shape, dtype) ** (1.0 / a)
-    if a == 1.0:
-        return 1.0 - jax.random.uniform(key, shape, dtype) ** (1.0 / b)
-    return jax.random.beta(key, a, b, shape, dtype)
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4, 5, 6))
+@functools.partial(jax.jit, static_argnums=(1, 2, 4, 5, 6))
 def _draw(
     key: Array,
     shape: tuple[int, ...],
@@ -44,15 +30,30 @@ def _draw(
     b: float,
     dtype: jnp.dtype,
 ) -> tuple[Array, Array]:
-    """One jitted RAI draw (one compilation per shape instead of one per eager op)."""
-    fan_out = shape[-1]
+    """One RAI draw, jitted: one compilation per kernel shape (``sigma`` is traced).
+
+    All randomness comes from ONE normal sample of shape ``(fan_out, fan_in + 3)``: its
+    first ``fan_in + 1`` columns are the symmetric part; the last two, mapped to U(0, 1)
+    by the normal CDF, give the replaced position ``floor(U * (fan_in + 1))`` and, by
+    inverse CDF, the Beta entry (Beta(a, 1) is U**(1/a), Beta(1, b) is 1 - U**(1/b)).
+    A single call of the random-bit generator keeps XLA's compile time per new layer
+    shape low. Other Beta parameters use ``jax.random.beta`` with a second key.
+    """
+    fan_out, n = shape[-1], fan_in + 1
     compute = jnp.promote_types(dtype, jnp.float32)
-    k_sym, k_idx, k_asym = jax.random.split(key, 3)
-    v = jax.random.normal(k_sym, (fan_out, fan_in + 1), compute)
-    v = v * jnp.asarray(sigma / math.sqrt(fan_in), compute)
-    idx = jax.random.randint(k_idx, (fan_out, 1), 0, fan_in + 1)
-    asym = _beta(k_asym, a, b, (fan_out, 1), compute)
-    v = jnp.where(jnp.arange(fan_in + 1)[None, :] == idx, asym, v)
+    general = a != 1.0 and b != 1.0
+    key, k_beta = jax.random.split(key) if general else (key, None)
+    z = jax.random.normal(key, (fan_out, n + 2), compute)
+    u = jax.scipy.special.ndtr(z[:, n:])
+    idx = jnp.minimum(jnp.floor(u[:, :1] * n), n - 1).astype(jnp.int32)
+    if b == 1.0:
+        asym = u[:, 1:] ** (1.0 / a)
+    elif a == 1.0:
+        asym = 1.0 - u[:, 1:] ** (1.0 / b)
+    else:
+        asym = jax.random.beta(k_beta, a, b, (fan_out, 1), compute)
+    v = z[:, :n] * (jnp.asarray(sigma, compute) / math.sqrt(fan_in)).astype(compute)
+    v = jnp.where(jnp.arange(n)[None, :] == idx, asym, v)
     kernel = v[:, :fan_in].T.reshape(shape).astype(dtype)
     bias = v[:, fan_in].astype(dtype)
     return kernel, bias

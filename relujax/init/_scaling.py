@@ -116,10 +116,10 @@ def he_normal(
     Examples:
       >>> import jax, relujax
       >>> init = relujax.init.he_normal()
-      >>> w = init(jax.random.key(0), (512, 256))
+      >>> w = init(jax.random.key(0), (800, 600))
       >>> w.shape, w.dtype
-      ((512, 256), dtype('float32'))
-      >>> print(f"{float(w.var()) * 512:.2f}")  # fan_in * Var[w] = 2
+      ((800, 600), dtype('float32'))
+      >>> print(f"{float(w.var()) * 800:.2f}")  # fan_in * Var[w] = 2
       2.00
     """
     return _scaling(
@@ -161,8 +161,8 @@ def he_uniform(
 
     Examples:
       >>> import jax, relujax
-      >>> w = relujax.init.he_uniform()(jax.random.key(0), (600, 10))
-      >>> bool(abs(w).max() <= (6 / 600) ** 0.5)
+      >>> w = relujax.init.he_uniform()(jax.random.key(0), (800, 600))
+      >>> bool(abs(w).max() <= (6 / 800) ** 0.5)
       True
     """
     return _scaling(
@@ -202,8 +202,8 @@ def xavier_normal(
 
     Examples:
       >>> import jax, relujax
-      >>> w = relujax.init.xavier_normal()(jax.random.key(0), (300, 500))
-      >>> print(f"{float(w.var()) * (300 + 500) / 2:.2f}")
+      >>> w = relujax.init.xavier_normal()(jax.random.key(0), (800, 600))
+      >>> print(f"{float(w.var()) * (800 + 600) / 2:.2f}")
       1.00
     """
     g = _validate.real("gain", gain, minimum=0.0, strict=True)
@@ -238,8 +238,8 @@ def xavier_uniform(
 
     Examples:
       >>> import jax, relujax
-      >>> w = relujax.init.xavier_uniform()(jax.random.key(0), (100, 50))
-      >>> bool(abs(w).max() <= (6 / 150) ** 0.5)
+      >>> w = relujax.init.xavier_uniform()(jax.random.key(0), (800, 600))
+      >>> bool(abs(w).max() <= (6 / 1400) ** 0.5)
       True
     """
     g = _validate.real("gain", gain, minimum=0.0, strict=True)
@@ -274,8 +274,8 @@ def lecun_normal(
 
     Examples:
       >>> import jax, relujax
-      >>> w = relujax.init.lecun_normal()(jax.random.key(0), (400, 400))
-      >>> print(f"{float(w.var()) * 400:.2f}")
+      >>> w = relujax.init.lecun_normal()(jax.random.key(0), (800, 600))
+      >>> print(f"{float(w.var()) * 800:.2f}")
       1.00
     """
     return _scaling(1.0, "fan_in", distribution, in_axis, out_axis, batch_axis, dtype)

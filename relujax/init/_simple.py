@@ -42,7 +42,7 @@ def normal(
 
     Examples:
       >>> import jax, relujax
-      >>> w = relujax.init.normal(0.5)(jax.random.key(0), (100_000,))
+      >>> w = relujax.init.normal(0.5)(jax.random.key(0), (800, 600))
       >>> print(f"{float(w.std()):.2f}")
       0.50
     """

@@ -11,6 +11,8 @@ import pytest
 from relujax import init
 
 KEY = jax.random.key(0)
+# Few distinct shapes: every (sampler, shape, dtype) costs one XLA compilation.
+BIG = (800, 600)
 
 
 def _var(fan_in, fan_out, slope=0.0):
@@ -36,7 +38,7 @@ def _var(fan_in, fan_out, slope=0.0):
     ],
 )
 def test_variance_over_large_draws(factory, kind, slope):
-    _check_variance(factory(), kind, slope, (800, 600))
+    _check_variance(factory(), kind, slope, BIG)
 
 
 @pytest.mark.parametrize(
@@ -60,19 +62,19 @@ def _check_variance(f, kind, slope, shape):
 
 
 @pytest.mark.parametrize(
-    ("ours", "theirs"),
+    ("ours", "theirs", "shape"),
     [
-        (init.he_normal(), jax.nn.initializers.he_normal()),
-        (init.he_uniform(), jax.nn.initializers.he_uniform()),
-        (init.xavier_normal(), jax.nn.initializers.glorot_normal()),
-        (init.xavier_uniform(), jax.nn.initializers.glorot_uniform()),
-        (init.lecun_normal(), jax.nn.initializers.lecun_normal()),
-        (init.orthogonal(), jax.nn.initializers.orthogonal()),
-        (init.he_normal(negative_slope=1.0), jax.nn.initializers.lecun_normal()),
+        (init.he_normal(), jax.nn.initializers.he_normal(), BIG),
+        (init.he_uniform(), jax.nn.initializers.he_uniform(), BIG),
+        (init.xavier_normal(), jax.nn.initializers.glorot_normal(), BIG),
+        (init.xavier_uniform(), jax.nn.initializers.glorot_uniform(), BIG),
+        (init.lecun_normal(), jax.nn.initializers.lecun_normal(), BIG),
+        (init.he_normal(negative_slope=1.0), jax.nn.initializers.lecun_normal(), BIG),
+        (init.orthogonal(), jax.nn.initializers.orthogonal(), (64, 32)),
     ],
 )
-def test_defaults_equal_jax_nn(ours, theirs):
-    chex.assert_trees_all_equal(ours(KEY, (7, 5)), theirs(KEY, (7, 5)))
+def test_defaults_equal_jax_nn(ours, theirs, shape):
+    chex.assert_trees_all_equal(ours(KEY, shape), theirs(KEY, shape))
 
 
 def test_leaky_gain_formula():
@@ -81,33 +83,31 @@ def test_leaky_gain_formula():
 
 
 def test_uniform_bounds():
-    b = math.sqrt(6.0 / ((1 + 0.3**2) * 50))
-    w = init.he_uniform(negative_slope=0.3)(KEY, (50, 4000))
-    assert float(jnp.abs(w).max()) <= b
-    assert float(jnp.abs(w).max()) > 0.99 * b
-    w = init.xavier_uniform(gain=2.0)(KEY, (50, 70))
-    assert float(jnp.abs(w).max()) <= 2.0 * math.sqrt(6.0 / 120)
+    b = math.sqrt(6.0 / ((1 + 0.3**2) * 800))
+    w = init.he_uniform(negative_slope=0.3)(KEY, BIG)
+    assert b * 0.99 < float(jnp.abs(w).max()) <= b
+    w = init.xavier_uniform(gain=2.0)(KEY, BIG)
+    assert float(jnp.abs(w).max()) <= 2.0 * math.sqrt(6.0 / 1400)
 
 
 def test_truncated_normal_is_truncated_at_two_std():
-    w = init.he_normal()(KEY, (100, 1000))
+    w = init.he_normal()(KEY, BIG)
     # jax rescales the truncated normal so its std is the target; the cut is at 2 * std / 0.8796.
-    assert float(jnp.abs(w).max()) <= 2 * math.sqrt(2 / 100) / 0.87962566103423978 + 1e-6
+    assert float(jnp.abs(w).max()) <= 2 * math.sqrt(2 / 800) / 0.87962566103423978 + 1e-6
 
 
-@pytest.mark.parametrize("shape", [(64, 32), (32, 64), (3, 3, 8, 16)])
-def test_orthogonal(shape):
+def test_orthogonal():
+    shape = (64, 32)
     w = init.orthogonal(scale=math.sqrt(2.0))(KEY, shape)
     m = w.reshape(-1, shape[-1])
     gram = m.T @ m if m.shape[0] >= m.shape[1] else m @ m.T
     chex.assert_trees_all_close(gram, 2.0 * jnp.eye(gram.shape[0]), atol=1e-5)
 
 
-@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32])
-@pytest.mark.parametrize("factory", [init.he_normal, init.xavier_uniform])
-def test_dtypes(factory, dtype):
-    chex.assert_type(factory()(KEY, (4, 3), dtype), dtype)
-    chex.assert_type(factory(dtype=dtype)(KEY, (4, 3)), dtype)
+@pytest.mark.parametrize("dtype", [jnp.bfloat16])
+def test_dtypes(dtype):
+    chex.assert_type(init.he_normal()(KEY, (4, 3), dtype), dtype)
+    chex.assert_type(init.xavier_uniform(dtype=dtype)(KEY, (4, 3)), dtype)
 
 
 def test_jit_and_vmap():

@@ -1,0 +1,86 @@
+"""Move parameters between the NNX and Linen versions of relujax modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+from flax import nnx
+
+
+def _linen_path(path: tuple[Any, ...]) -> tuple[str, ...]:
+    out: list[str] = []
+    for part in path:
+        if isinstance(part, int) and out:
+            out[-1] = f"{out[-1]}_{part}"
+        else:
+            out.append(str(part))
+    return tuple(out)
+
+
+def params_from_nnx(model: nnx.Module) -> dict[str, Any]:
+    """Linen variables ``{"params": ...}`` holding an NNX model's ``nnx.Param`` values.
+
+    NNX list entries ``layers/0/kernel`` become Linen names ``layers_0/kernel`` (the names
+    Linen gives to submodules kept in a list in ``setup``), so
+    ``relujax.linen.MLP(...).apply(params_from_nnx(nnx_mlp), x)`` equals ``nnx_mlp(x)``
+    for the same constructor arguments; likewise CNN, PReLU.
+
+    Args:
+      model: an NNX module, e.g. :class:`relujax.nn.MLP`.
+
+    Returns:
+      A nested dict ``{"params": {...}}`` of arrays.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, relujax
+      >>> from flax import nnx
+      >>> model = relujax.nn.MLP(2, [3], 1, rngs=nnx.Rngs(0))
+      >>> params = relujax.linen.params_from_nnx(model)["params"]
+      >>> sorted(params), params["layers_0"]["kernel"].shape
+      (['layers_0', 'layers_1'], (2, 3))
+    """
+    params: dict[str, Any] = {}
+    for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+        node = params
+        *parents, leaf = _linen_path(tuple(path))
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = var.get_value() if hasattr(var, "get_value") else var.value
+    return {"params": params}
+
+
+def update_nnx(model: nnx.Module, variables: dict[str, Any]) -> None:
+    """Writes Linen ``variables["params"]`` into the matching ``nnx.Param``s of ``model``.
+
+    The inverse of :func:`params_from_nnx`; every NNX parameter must be present with the
+    same shape (a missing or mis-shaped one is an error, nothing is silently skipped).
+
+    Args:
+      model: an NNX module, updated in place.
+      variables: Linen variables with a ``"params"`` entry.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, relujax
+      >>> from flax import nnx
+      >>> model = relujax.nn.PReLU()
+      >>> relujax.linen.update_nnx(model, {"params": {"slope": jnp.array(0.5)}})
+      >>> model.slope[...]
+      Array(0.5, dtype=float32)
+    """
+    params = variables["params"]
+    state = nnx.state(model, nnx.Param)
+    for path, var in nnx.to_flat_state(state):
+        node = params
+        lpath = _linen_path(tuple(path))
+        for name in lpath:
+            if not isinstance(node, dict) or name not in node:
+                raise KeyError(f"variables['params'] has no entry {'/'.join(lpath)}.")
+            node = node[name]
+        value = jax.numpy.asarray(node)
+        if value.shape != var.shape:
+            raise ValueError(
+                f"params/{'/'.join(lpath)} has shape {value.shape}, the model expects {var.shape}."
+            )
+        var.set_value(value.astype(var.dtype))
+    nnx.update(model, state)
