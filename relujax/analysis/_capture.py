@@ -76,7 +76,7 @@ JAX_NN_ACTIVATIONS: frozenset[str] = frozenset(
     }
 )
 
-#: Activations whose output is never negative (``E|h| = E[h]``; firing read off the output).
+#: Activations whose output is never negative, so that ``E|h| = E[h]``.
 NONNEGATIVE: frozenset[str] = frozenset(
     {
         "relu",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 from jax import Array, lax
 from jax.typing import ArrayLike
@@ -109,8 +111,8 @@ class UnitStats(NamedTuple):
           pre: pre-activations, shape ``(..., units)`` (a 0-d array is one unit).
           out: outputs of the activation, same shape as ``pre``; ``None`` means ``pre`` itself
             (a tagged array, whose units fire when positive).
-          nonnegative: promise that finite outputs are never negative (the ReLUs): then
-            ``E|h| = E[h]`` and firing is counted on the output, saving two passes.
+          nonnegative: promise that finite outputs are never negative (the ReLUs, softplus):
+            then ``E|h| = E[h]``, saving one pass.
 
         Returns:
           A ``UnitStats`` whose fields have shape ``(units,)``. Statistics are computed in
@@ -138,15 +140,8 @@ class UnitStats(NamedTuple):
             x, y = x[None], y[None]
         # No reshape to (rows, units): reducing over the leading axes in place lets XLA keep a
         # single materialization of the pre-activation (a reshape adds a copy on CPU).
-        x = lax.stop_gradient(x).astype(jnp.float32)
-        y = x if same else lax.stop_gradient(y).astype(jnp.float32)
-        fast = _fast(x, y, same=same, nonnegative=nonnegative)
-        sums = (fast.pre_mean, fast.pre_m2, fast.out_mean, fast.out_m2, fast.out_abs_mean)
-        ok = jnp.all(jnp.isfinite(jnp.stack(sums)))
-        units = x.shape[-1]
-        return lax.cond(
-            ok, lambda: fast, lambda: _masked(x.reshape(-1, units), y.reshape(-1, units))
-        )
+        # One jitted program: inlined under an outer jit, one compile per shape when eager.
+        return _from_batch(x, None if same else y, nonnegative=nonnegative)
 
     def merge(self, other: UnitStats) -> UnitStats:
         r"""Statistics of the union of the samples behind ``self`` and ``other``.
@@ -169,23 +164,7 @@ class UnitStats(NamedTuple):
           >>> m.pre_mean, m.pre_m2  # of [1, 3, 5]: mean 3, sum of squared deviations 8
           (Array([3.], dtype=float32), Array([8.], dtype=float32))
         """
-        n_a = self.count.to_float()
-        w, _ = _weight(n_a, other.count.to_float())
-        d_pre = other.pre_mean - self.pre_mean
-        d_out = other.out_mean - self.out_mean
-        cross = n_a * w  # n_a * n_b / n, without forming n_a * n_b
-        return UnitStats(
-            count=self.count.add(other.count),
-            firing=self.firing.add(other.firing),
-            nonfinite=self.nonfinite.add(other.nonfinite),
-            pre_mean=self.pre_mean + d_pre * w,
-            pre_m2=self.pre_m2 + other.pre_m2 + jnp.square(d_pre) * cross,
-            pre_min=jnp.minimum(self.pre_min, other.pre_min),
-            pre_max=jnp.maximum(self.pre_max, other.pre_max),
-            out_mean=self.out_mean + d_out * w,
-            out_m2=self.out_m2 + other.out_m2 + jnp.square(d_out) * cross,
-            out_abs_mean=self.out_abs_mean + (other.out_abs_mean - self.out_abs_mean) * w,
-        )
+        return _merge(self, other)
 
     # --- derived properties (elementwise; NaN where a unit saw no finite sample) -------------
 
@@ -260,8 +239,7 @@ def _fast(x: Array, y: Array, *, same: bool, nonnegative: bool) -> UnitStats:
     s1, s2 = jnp.sum(x, axis=axes), jnp.sum(x * x, axis=axes)
     t1, t2 = (s1, s2) if same else (jnp.sum(y, axis=axes), jnp.sum(y * y, axis=axes))
     if rows < 2**24:  # counts of 1.0s are exact in float32 below 2**24
-        positive = y if nonnegative else jnp.maximum(x, 0.0)
-        firing = Count.of(jnp.sum(jnp.sign(positive), axis=axes).astype(jnp.int32))
+        firing = Count.of(jnp.sum(jnp.sign(jnp.maximum(x, 0.0)), axis=axes).astype(jnp.int32))
     else:
         firing = Count.of(jnp.sum(x > 0, axis=axes, dtype=jnp.int32))
     pre_mean, out_mean = s1 / r, t1 / r
@@ -300,4 +278,37 @@ def _masked(x: Array, y: Array) -> UnitStats:
         out_mean=out_mean,
         out_m2=jnp.sum(jnp.where(finite, jnp.square(y - out_mean[None]), zero), axis=0),
         out_abs_mean=jnp.sum(jnp.abs(ys), axis=0) / n,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("nonnegative",))
+def _from_batch(x: Array, y: Array | None, *, nonnegative: bool) -> UnitStats:
+    same = y is None
+    x = lax.stop_gradient(x).astype(jnp.float32)
+    y = x if same else lax.stop_gradient(y).astype(jnp.float32)
+    fast = _fast(x, y, same=same, nonnegative=nonnegative)
+    sums = (fast.pre_mean, fast.pre_m2, fast.out_mean, fast.out_m2, fast.out_abs_mean)
+    ok = jnp.all(jnp.isfinite(jnp.stack(sums)))
+    units = x.shape[-1]
+    return lax.cond(ok, lambda: fast, lambda: _masked(x.reshape(-1, units), y.reshape(-1, units)))
+
+
+@jax.jit
+def _merge(a: UnitStats, b: UnitStats) -> UnitStats:
+    n_a = a.count.to_float()
+    w, _ = _weight(n_a, b.count.to_float())
+    d_pre = b.pre_mean - a.pre_mean
+    d_out = b.out_mean - a.out_mean
+    cross = n_a * w  # n_a * n_b / n, without forming n_a * n_b
+    return UnitStats(
+        count=a.count.add(b.count),
+        firing=a.firing.add(b.firing),
+        nonfinite=a.nonfinite.add(b.nonfinite),
+        pre_mean=a.pre_mean + d_pre * w,
+        pre_m2=a.pre_m2 + b.pre_m2 + jnp.square(d_pre) * cross,
+        pre_min=jnp.minimum(a.pre_min, b.pre_min),
+        pre_max=jnp.maximum(a.pre_max, b.pre_max),
+        out_mean=a.out_mean + d_out * w,
+        out_m2=a.out_m2 + b.out_m2 + jnp.square(d_out) * cross,
+        out_abs_mean=a.out_abs_mean + (b.out_abs_mean - a.out_abs_mean) * w,
     )
