@@ -70,3 +70,10 @@ def check_order(fn: str, lower_name: str, lower: Any, upper_name: str, upper: An
             f"{fn}: {lower_name} must be <= {upper_name}, got {lower_name}={lower!r}, "
             f"{upper_name}={upper!r}."
         )
+
+
+def check_scalar(fn: str, name: str, value: Any) -> None:
+    """Raise ``ValueError`` if ``value`` (concrete or traced) is not a scalar; shapes are static."""
+    shape = np.shape(value) if not hasattr(value, "shape") else tuple(value.shape)
+    if shape != ():
+        raise ValueError(f"{fn}: {name} must be a scalar, got shape {shape}.")

@@ -97,7 +97,8 @@ def _hard_swish_tangent(x: Array, t: Array) -> Array:
 
 @jax.custom_jvp
 def _hard_swish(x: Array) -> Array:
-    return x * (jnp.minimum(jnp.maximum(x + 3, 0), 6) / 6)
+    # max(x, -1e4): 0 rather than -inf * 0 = NaN at x = -inf; no finite value changes.
+    return jnp.maximum(x, -1e4) * (jnp.minimum(jnp.maximum(x + 3, 0), 6) / 6)
 
 
 @_hard_swish.defjvp

@@ -117,7 +117,7 @@ def capped_relu(x: ArrayLike, cap: ArrayLike = 6.0) -> Array:
 
     Args:
       x: input array.
-      cap: the upper bound c, a finite number > 0 (or an array broadcastable to ``x``).
+      cap: the upper bound c, a finite scalar > 0.
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -128,6 +128,7 @@ def capped_relu(x: ArrayLike, cap: ArrayLike = 6.0) -> Array:
       Array([0. , 0.5, 1. ], dtype=float32)
     """
     _checks.check("capped_relu", "cap", cap, low=0.0, low_open=True)
+    _checks.check_scalar("capped_relu", "cap", cap)
     return _capped_relu(x, cap)
 
 
@@ -161,7 +162,7 @@ def shifted_relu(x: ArrayLike, shift: ArrayLike = -1.0) -> Array:
 
     Args:
       x: input array.
-      shift: the floor s, a finite number.
+      shift: the floor s, a finite scalar.
 
     Returns:
       An array of ``x``'s shape and dtype.
@@ -172,6 +173,7 @@ def shifted_relu(x: ArrayLike, shift: ArrayLike = -1.0) -> Array:
       Array([-1. , -0.5,  2. ], dtype=float32)
     """
     _checks.check("shifted_relu", "shift", shift)
+    _checks.check_scalar("shifted_relu", "shift", shift)
     return _shifted_relu(x, shift)
 
 

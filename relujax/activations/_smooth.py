@@ -40,26 +40,39 @@ _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
+def _left(x: Array) -> Array:
+    """``x`` floored at -_BIG, for ``x * cdf(x)`` forms: gives 0 rather than NaN at x = -inf
+    (cdf is exactly 0 below -_BIG, so finite values do not change)."""
+    return jnp.maximum(x, -_BIG)
+
+
 def _gelu_tanh_value(x):
     cdf = 0.5 * (1.0 + jnp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * (x**3))))
-    return x * cdf
+    return _left(x) * cdf
 
 
 # x**3 overflows float16 beyond ~40; the tanh form is saturated long before.
 _GELU_BOUND = 40.0
 
 
+def _sech2(u: Array) -> Array:
+    """sech(u)^2 = 1 - tanh(u)^2 without the cancellation (and x-fold amplified rounding
+    error) of the latter where tanh(u) is close to +-1; 0 where cosh overflows."""
+    return 1 / jnp.square(jnp.cosh(u))
+
+
 def _gelu_tanh_slope(x):
-    th = jnp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * (x**3)))
-    return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * _SQRT_2_OVER_PI * (1 + 0.134145 * x * x)
+    u = _SQRT_2_OVER_PI * (x + 0.044715 * (x**3))
+    return 0.5 * (1 + jnp.tanh(u)) + 0.5 * x * _sech2(u) * _SQRT_2_OVER_PI * (1 + 0.134145 * x * x)
 
 
 def _gelu_erf_value(x):
-    return x * (lax.erf(x / math.sqrt(2)) + 1) / 2
+    # erfc(-x / sqrt 2) rather than 1 + erf(x / sqrt 2): accurate in the left tail (jax.nn's).
+    return 0.5 * _left(x) * lax.erfc(-x * math.sqrt(0.5))
 
 
 def _gelu_erf_slope(x):
-    return (lax.erf(x / math.sqrt(2)) + 1) / 2 + x * jnp.exp(-0.5 * x * x) * _INV_SQRT_2PI
+    return 0.5 * lax.erfc(-x * math.sqrt(0.5)) + x * jnp.exp(-0.5 * x * x) * _INV_SQRT_2PI
 
 
 @jax.custom_jvp
@@ -125,7 +138,7 @@ def gelu(x: ArrayLike, approximate: bool = True) -> Array:
 def _silu_slope(z: Array) -> Array:
     """d/dx of x sigmoid(beta x) as a function of z = beta x."""
     s = jax.nn.sigmoid(z)
-    return s + z * s * (1 - s)
+    return s + z * s * jax.nn.sigmoid(-z)  # sigmoid(-z), not 1 - s: exact for large z
 
 
 @tangent_map
@@ -136,7 +149,7 @@ def _silu_tangent(x: Array, beta: Array, t: Array) -> Array:
 
 @jax.custom_jvp
 def _silu(x: Array, beta: Array) -> Array:
-    return x * jax.nn.sigmoid(beta * x)
+    return _left(x) * jax.nn.sigmoid(beta * x)
 
 
 def _silu_jvp(primals, tangents):
@@ -146,10 +159,10 @@ def _silu_jvp(primals, tangents):
     if not is_zero(tx):
         out = _silu_tangent(x, beta, tx)
     if not is_zero(tb):
-        # d/dbeta = x^2 s (1 - s), written as (x s)(x (1 - s)) on a clipped x to stay finite.
+        # d/dbeta = x^2 s(bx) s(-bx), as (x s(bx))(x s(-bx)) on a clipped x to stay finite.
         xc = jnp.clip(x, -_BIG, _BIG)
-        s = jax.nn.sigmoid(beta.astype(x.dtype) * xc)
-        out = out + (xc * s) * (xc * (1 - s)) * tb.astype(y.dtype)
+        z = beta.astype(x.dtype) * xc
+        out = out + (xc * jax.nn.sigmoid(z)) * (xc * jax.nn.sigmoid(-z)) * tb.astype(y.dtype)
     return y, out
 
 
@@ -186,8 +199,7 @@ def silu(x: ArrayLike, *, beta: ArrayLike = 1.0) -> Array:
       Array(0.5, dtype=float32, weak_type=True)
     """
     _checks.check("silu", "beta", beta)
-    if jnp.ndim(beta) != 0:
-        raise ValueError(f"silu: beta must be a scalar, got shape {jnp.shape(beta)}.")
+    _checks.check_scalar("silu", "beta", beta)
     return _silu_site(x, beta)
 
 
@@ -199,13 +211,12 @@ swish = silu
 
 def _mish_slope(x: Array) -> Array:
     sp = jax.nn.softplus(x)
-    th = jnp.tanh(sp)
-    return th + x * (1 - th * th) * jax.nn.sigmoid(x)
+    return jnp.tanh(sp) + x * _sech2(sp) * jax.nn.sigmoid(x)
 
 
 @jax.custom_jvp
 def _mish(x: Array) -> Array:
-    return x * jnp.tanh(jax.nn.softplus(x))
+    return _left(x) * jnp.tanh(jax.nn.softplus(x))
 
 
 @_mish.defjvp
@@ -286,8 +297,8 @@ def softplus(x: ArrayLike, *, beta: ArrayLike = 1.0, threshold: ArrayLike = 20.0
 
     Args:
       x: input array.
-      beta: a finite number > 0.
-      threshold: a finite number; above ``beta * x > threshold`` the function is linear.
+      beta: a finite scalar > 0.
+      threshold: a finite scalar; above ``beta * x > threshold`` the function is linear.
 
     Returns:
       An array of ``x``'s shape and (floating) dtype.
@@ -301,4 +312,6 @@ def softplus(x: ArrayLike, *, beta: ArrayLike = 1.0, threshold: ArrayLike = 20.0
     """
     _checks.check("softplus", "beta", beta, low=0.0, low_open=True)
     _checks.check("softplus", "threshold", threshold)
+    _checks.check_scalar("softplus", "beta", beta)
+    _checks.check_scalar("softplus", "threshold", threshold)
     return _softplus_site(x, beta, threshold)
