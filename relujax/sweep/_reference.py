@@ -22,13 +22,14 @@ from relujax import analysis
 from relujax.data import Dataset
 from relujax.sweep._result import SweepResult, versions
 from relujax.sweep._run import _check_dataset, _configs, _int
-from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec, OptimizerSpec
+from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec, OptimizerSpec, abstract_split
 from relujax.sweep._train import LAYERED, _layer_metrics, config_keys, loss_fn, sample_batch
 
 
 @functools.lru_cache(maxsize=64)
-def _train_step(graphdef, optimizer, schedule, steps, batch_size):
+def _train_step(graph_key, optimizer, schedule, steps, batch_size):
     """The jitted step of one (model graph, optimizer, schedule structure); peak is traced."""
+    graphdef = abstract_split(*graph_key)[0]
 
     def tx(peak):
         return optimizer.build(schedule.build(total_steps=steps, peak_value=peak))
@@ -55,7 +56,9 @@ def _train_step(graphdef, optimizer, schedule, steps, batch_size):
 
 
 @functools.lru_cache(maxsize=64)
-def _evaluate(graphdef, dormant_tau, classification):
+def _evaluate(graph_key, dormant_tau, classification):
+    graphdef = abstract_split(*graph_key)[0]
+
     @jax.jit
     def evaluate(params, rest, lr, x_probe, y_probe, x_test, y_test):
         def apply(p, r, x):
@@ -127,7 +130,7 @@ def run_reference(
     n_evals = steps // eval_every + 1
     eval_steps = np.arange(n_evals) * eval_every
     metrics: dict[str, list[Any]] = {}
-    diverged, sites, params_out = [], [], []
+    diverged, sites, params_out, seconds = [], [], [], []
     t0 = time.perf_counter()
     for config in configs:
         init_key, data_key = config_keys(config.seed)
@@ -139,10 +142,11 @@ def run_reference(
             rngs=nnx.Rngs(init_key),
         )
         graphdef, params, rest = nnx.split(net, nnx.Param, ...)
+        graph_key = (model, dataset.input_shape, dataset.output_dim, config.activation)
         train_step, learning_rate = _train_step(
-            graphdef, optimizer, config.schedule, steps, batch_size
+            graph_key, optimizer, config.schedule, steps, batch_size
         )
-        evaluate = _evaluate(graphdef, float(dormant_tau), classification)
+        evaluate = _evaluate(graph_key, float(dormant_tau), classification)
         peak = jnp.float32(config.peak_lr)
         opt_state = optimizer.build(lambda count: jnp.float32(1.0)).init(params)
 
@@ -151,6 +155,7 @@ def run_reference(
 
         sites.append(tuple(s.name for s in analysis.find_sites(apply, params, rest, x_probe)))
         records, losses, first_bad = [], [], -1
+        t_config = time.perf_counter()
         for step in range(steps + 1):
             if step % eval_every == 0:
                 # Divergence is checked where the loop syncs anyway: at evaluations.
@@ -168,6 +173,7 @@ def run_reference(
             )
             losses.append(loss)
         host = jax.device_get(records)
+        seconds.append(time.perf_counter() - t_config)
         for name in host[0]:
             values = np.full((n_evals, *np.shape(host[0][name])), np.nan, np.float32)
             for e, r in enumerate(host):
@@ -189,6 +195,7 @@ def run_reference(
         "dormant_tau": float(dormant_tau),
         "strategy": "canonical loop",
         "wall_seconds": time.perf_counter() - t0,
+        "seconds_per_config": seconds,
         "versions": versions(),
     }
     return SweepResult(

@@ -23,7 +23,7 @@ from relujax.data import Dataset
 from relujax.sweep import _strategy
 from relujax.sweep._checkpoint import Checkpointer
 from relujax.sweep._result import SweepResult, versions
-from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec, OptimizerSpec
+from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec, OptimizerSpec, abstract_split
 from relujax.sweep._train import LAYERED, Data, RunState, Trainer, config_keys
 
 AXIS = "configs"
@@ -170,29 +170,12 @@ class _Static(NamedTuple):
     mesh: Mesh
 
 
-def _abstract_split(static: _Static, activation: str, init: str):
-    def build():
-        model = static.model.build(
-            static.input_shape,
-            static.out_features,
-            activation=activation,
-            kernel_init=init,
-            rngs=nnx.Rngs(0),
-        )
-        return nnx.split(model, nnx.Param, ...)
-
-    return nnx.eval_shape(lambda: nnx.merge(*build()))
-
-
-def _graphdef(static: _Static, activation: str, init: str = "he_normal") -> nnx.GraphDef:
-    model = _abstract_split(static, activation, init)
-    return nnx.split(model, nnx.Param, ...)[0]
-
-
 def _trainer(static: _Static, activation: str) -> Trainer:
     batch = _schedules.ScheduleBatch((), static.total_steps, {}, static.branches)
     return Trainer(
-        graphdef=_graphdef(static, activation),
+        graphdef=abstract_split(static.model, static.input_shape, static.out_features, activation)[
+            0
+        ],
         optimizer=static.optimizer,
         schedules=batch,
         batch_size=static.batch_size,
@@ -274,19 +257,15 @@ def _init_group(static: _Static, group: _GroupStatic, configs: Sequence[Config])
 def _site_names(static: _Static, activation: str) -> tuple[str, ...]:
     from relujax import analysis
 
-    model = _abstract_split(static, activation, "he_normal")
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    apply = _apply_abstract(graphdef)
-    x = jax.ShapeDtypeStruct((2, *static.input_shape), jnp.float32)
-    sites = analysis.find_sites(apply, params, rest, x)
-    return tuple(s.name for s in sites)
+    graphdef, params, rest = abstract_split(
+        static.model, static.input_shape, static.out_features, activation
+    )
 
-
-def _apply_abstract(graphdef):
     def apply(params, rest, x):
         return nnx.merge(graphdef, params, rest)(x)
 
-    return apply
+    x = jax.ShapeDtypeStruct((2, *static.input_shape), jnp.float32)
+    return tuple(s.name for s in analysis.find_sites(apply, params, rest, x))
 
 
 # --------------------------------------------------------------------------------------------

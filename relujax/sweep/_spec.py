@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import itertools
 import math
@@ -228,6 +229,29 @@ class OptimizerSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly description."""
         return {"name": self.name, **dict(self.hyperparameters)}
+
+
+@functools.lru_cache(maxsize=128)
+def abstract_split(
+    model: MLPSpec | CNNSpec, input_shape: tuple[int, ...], out_features: int, activation: str
+) -> tuple[nnx.GraphDef, Any, Any]:
+    """``nnx.split(module, nnx.Param, ...)`` of an abstract build of ``model`` (cached).
+
+    Keyed on hashable specifications, so programs that close over the graph are cached
+    across runs (the graph of an eagerly built module holds fresh activation callables, which
+    compare by identity). The states hold ``jax.ShapeDtypeStruct`` leaves.
+    """
+
+    def build():
+        return model.build(
+            input_shape,
+            out_features,
+            activation=activation,
+            kernel_init="he_normal",
+            rngs=nnx.Rngs(0),
+        )
+
+    return nnx.split(nnx.eval_shape(build), nnx.Param, ...)
 
 
 def _schedule(value: Any) -> Schedule:
