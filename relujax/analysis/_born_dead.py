@@ -134,8 +134,8 @@ def born_dead_probability(
         key,
         low,
         high,
+        jnp.int32(depth),
         width=width,
-        depth=depth,
         in_features=in_features,
         n_trials=n_trials,
         n_points=n_points,
@@ -149,7 +149,6 @@ def born_dead_probability(
     jax.jit,
     static_argnames=(
         "width",
-        "depth",
         "in_features",
         "n_trials",
         "n_points",
@@ -158,7 +157,7 @@ def born_dead_probability(
         "paired",
     ),
 )
-def _estimate(key, low, high, *, width, depth, in_features, n_trials, n_points, kernel_init,
+def _estimate(key, low, high, depth, *, width, in_features, n_trials, n_points, kernel_init,
               bias_init, paired) -> Array:  # fmt: skip
     k_points, k_trials = jax.random.split(key)
     if in_features == 1:
@@ -167,24 +166,26 @@ def _estimate(key, low, high, *, width, depth, in_features, n_trials, n_points, 
         t = jax.random.uniform(k_points, (n_points, in_features), jnp.float32)
     points = low[None] + t * (high - low)[None]
 
+    def layer(k: Array, index: Array | int, h: Array, fan_in: int) -> Array:
+        kw, kb = jax.random.split(jax.random.fold_in(k, index))
+        shape = (fan_in, width)
+        if paired:
+            w, b = kernel_init.pair(kw, shape, jnp.float32)
+        elif bias_init is None:
+            w, b = kernel_init(kw, shape, jnp.float32), jnp.zeros((width,), jnp.float32)
+        else:
+            w, b = kernel_init(kw, shape, jnp.float32), bias_init(kb, (width,), jnp.float32)
+        return jnp.maximum(h @ w + b[None], 0.0)
+
     def dead(k: Array) -> Array:
-        h = points
-        for layer in range(depth):
-            kw, kb = jax.random.split(jax.random.fold_in(k, layer))
-            shape = (in_features if layer == 0 else width, width)
-            if paired:
-                w, b = kernel_init.pair(kw, shape, jnp.float32)
-            else:
-                w = kernel_init(kw, shape, jnp.float32)
-                b = (
-                    jnp.zeros((width,), jnp.float32)
-                    if bias_init is None
-                    else bias_init(kb, (width,), jnp.float32)
-                )
-            h = jnp.maximum(h @ w + b[None], 0.0)
+        h = layer(k, 0, points, in_features)
+        # Identical (width, width) layers in a loop with a traced trip count: one compiled
+        # program serves every depth.
+        h = lax.fori_loop(1, depth, lambda i, h: layer(k, i, h, width), h)
         return jnp.all(jnp.max(h, axis=0) == jnp.min(h, axis=0))
 
     batch = max(1, min(n_trials, _CHUNK_ELEMENTS // (n_points * width)))
-    keys = jax.random.split(k_trials, n_trials)
-    flags = lax.map(dead, keys, batch_size=batch)
+    chunks = -(-n_trials // batch)
+    keys = jax.random.split(k_trials, chunks * batch).reshape(chunks, batch)
+    flags = lax.map(jax.vmap(dead), keys).reshape(-1)[:n_trials]
     return jnp.mean(flags.astype(jnp.float32))
