@@ -7,6 +7,7 @@ from relujax import data as data
 from relujax import init as init
 from relujax import linen as linen
 from relujax import nn as nn
+from relujax import remedies as remedies
 from relujax import schedules as schedules
 from relujax import sweep as sweep
 from relujax.activations import activation_names as activation_names
@@ -57,6 +58,7 @@ __all__ = [
     "prelu",
     "relu",
     "relu6",
+    "remedies",
     "rrelu",
     "schedules",
     "selu",

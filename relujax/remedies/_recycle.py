@@ -1,0 +1,209 @@
+"""Recycle units: fresh incoming weights, zero outgoing weights, zeroed optimizer moments."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+from relujax.remedies._layout import Layer, Layout, leaf_paths
+
+
+class Recycled(NamedTuple):
+    """What :func:`recycle` and :func:`redo` return.
+
+    Attributes:
+      params: the parameters with the recycled units re-initialized.
+      opt_state: the optimizer state with their moments zeroed (None if none was given).
+      masks: one boolean ``[units]`` array per layer: the units that were recycled.
+    """
+
+    params: Any
+    opt_state: Any
+    masks: tuple[Array, ...]
+
+
+def _unit_axis_mask(mask: Array, ndim: int, axis: int) -> Array:
+    """``mask`` shaped to broadcast along ``axis`` of an ``ndim``-D array (no rank promotion)."""
+    shape = [1] * ndim
+    shape[axis] = mask.shape[0]
+    return mask.reshape(shape)
+
+
+def _rows(mask: Array, rows: int, flatten: str) -> Array:
+    """The unit mask expanded to ``rows`` flattened rows (``rows = units * r``)."""
+    r = rows // mask.shape[0]
+    if r == 1:
+        return mask
+    if flatten == "channels_last":
+        return jnp.tile(mask, r)  # row f belongs to unit f % units
+    return jnp.repeat(mask, r)  # row f belongs to unit f // r
+
+
+def _fresh(layer: Layer, key: Array, kernel: Array) -> tuple[Array, Array | None]:
+    """A full fresh kernel (and bias, for a paired initializer) of the layer."""
+    if layer.paired:
+        k, b = layer.initializer.pair(key, kernel.shape, kernel.dtype)
+        return k, b
+    return layer.initializer(key, kernel.shape, kernel.dtype), None
+
+
+def _check_masks(masks: Sequence[ArrayLike], units: tuple[int, ...]) -> tuple[Array, ...]:
+    if isinstance(masks, (jax.Array, str)) or not isinstance(masks, Sequence):
+        raise TypeError(
+            "masks must be a sequence with one boolean [units] array per layer of the layout, "
+            f"got {type(masks).__name__}."
+        )
+    if len(masks) != len(units):
+        raise ValueError(f"masks has {len(masks)} entries; the layout has {len(units)} layers.")
+    out = []
+    for i, (m, u) in enumerate(zip(masks, units, strict=True)):
+        m = jnp.asarray(m)
+        if m.shape != (u,):
+            raise ValueError(f"masks[{i}] has shape {m.shape}; layer {i} has {u} units: ({u},).")
+        out.append(m.astype(bool))
+    return tuple(out)
+
+
+def reset_like(tree: Any, params: Any, touched: Sequence[Array | None]) -> Any:
+    """Zeroes the ``touched`` entries of every subtree of ``tree`` shaped like ``params``.
+
+    A subtree is *shaped like the parameters* when it has the parameters' tree structure and
+    leaf shapes: Adam's ``mu`` and ``nu``, momentum traces, and so on, wherever they sit in
+    an Optax state (chains, ``inject_hyperparams``, masked / multi-transform states).
+    Scalar leaves such as step counts are left alone.
+    """
+    treedef = jax.tree.structure(params)
+    shapes = [jnp.shape(x) for x in jax.tree.leaves(params)]
+
+    def like(node: Any) -> bool:
+        if node is None:
+            return False
+        leaves, nodedef = jax.tree.flatten(node)
+        if nodedef != treedef:
+            return False
+        return [jnp.shape(x) for x in leaves] == shapes
+
+    def reset(node: Any) -> Any:
+        if not like(node):
+            return node
+        leaves = jax.tree.leaves(node)
+        new = [
+            leaf if t is None else jnp.where(t, jnp.zeros_like(leaf), leaf)
+            for leaf, t in zip(leaves, touched, strict=True)
+        ]
+        return jax.tree.unflatten(treedef, new)
+
+    return jax.tree.map(reset, tree, is_leaf=like)
+
+
+def recycle(
+    params: Any,
+    masks: Sequence[ArrayLike],
+    key: ArrayLike,
+    *,
+    layout: Layout,
+    opt_state: Any = None,
+) -> Recycled:
+    r"""Recycles the units selected by ``masks`` (ReDo's reset, Sokar et al. 2023).
+
+    For every layer :math:`l` of ``layout`` and every unit :math:`j` with
+    ``masks[l][j]`` true:
+
+    - incoming weights :math:`W_l[\dots, j]` are drawn afresh from the layer's
+      ``kernel_init``, and the bias :math:`b_l[j]` is set to 0 (or to the bias of the same
+      joint draw, for a paired initializer such as RAI);
+    - outgoing weights, the rows of unit :math:`j` along the next kernel's fan-in axis
+      (all ``r`` rows of a flattened channel), are set to 0;
+    - in ``opt_state``, every subtree shaped like ``params`` (Adam's ``mu`` and ``nu``,
+      momentum) has those incoming and outgoing entries set to 0; step counts are kept.
+
+    Every other entry is returned bit for bit. Since a recycled unit's outgoing weights are 0,
+    its new incoming weights do not change the network's output; the output changes only by
+    the removed contribution of the unit's *old* activation (nothing at all for a dead
+    unit). All incoming weights are re-drawn before any outgoing weight is zeroed, so a
+    recycled unit's outgoing rows are zero even when it feeds another recycled unit.
+
+    The function is pure and traceable: ``masks`` and ``key`` are arrays, so under
+    ``jax.jit`` (with ``layout`` static or closed over) one compilation serves every set of
+    recycled units, and it works under ``jax.vmap`` over stacked models. Fresh kernels are
+    drawn for whole layers and selected with ``where``; the cost is one initializer call per
+    layer.
+
+    Args:
+      params: the parameter pytree (dicts, lists, ``nnx.State``, Linen ``params``...).
+      masks: one boolean ``[units]`` array per layer of ``layout``: the units to recycle.
+      key: a PRNG key for the fresh weights (split over the layers).
+      layout: the :class:`Layout` of ``params``.
+      opt_state: an Optax state of these parameters, or None.
+
+    Returns:
+      A :class:`Recycled` ``(params, opt_state, masks)``.
+
+    Raises:
+      ValueError: if a layout path is missing from ``params``, the shapes do not fit, or a
+        mask does not have its layer's ``[units]`` shape.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from relujax import remedies
+      >>> params = {"l0": {"kernel": jnp.ones((2, 3)), "bias": jnp.ones(3)},
+      ...           "l1": {"kernel": jnp.ones((3, 1)), "bias": jnp.zeros(1)}}
+      >>> layout = remedies.sequential(["l0", "l1"])
+      >>> new = remedies.recycle(params, [jnp.array([False, True, False])],
+      ...                        jax.random.key(0), layout=layout).params
+      >>> new["l0"]["bias"], new["l1"]["kernel"].ravel()
+      (Array([1., 0., 1.], dtype=float32), Array([1., 0., 1.], dtype=float32))
+    """
+    if not isinstance(layout, Layout):
+        raise TypeError(f"layout must be a remedies.Layout, got {type(layout).__name__}.")
+    # One compiled program per (layout, shapes): eager calls do not dispatch op by op, and
+    # inside an outer jit this inlines.
+    return _recycle_jit(params, masks, key, opt_state, layout=layout)
+
+
+@functools.partial(jax.jit, static_argnames="layout")
+def _recycle_jit(params: Any, masks: Any, key: Array, opt_state: Any, *, layout: Layout):
+    units = layout.units(params)
+    masks = _check_masks(masks, units)
+    leaves, treedef = jax.tree.flatten(params)
+    index = {path: i for i, path in enumerate(leaf_paths(params))}
+    new = [jnp.asarray(x) for x in leaves]
+    touched: list[Array | None] = [None] * len(new)
+
+    def touch(i: int, m: Array) -> None:
+        touched[i] = m if touched[i] is None else touched[i] | m
+
+    keys = jax.random.split(jnp.asarray(key), len(layout.layers)) if layout.layers else []
+    # Pass 1: fresh incoming weights.
+    for layer, mask, k in zip(layout.layers, masks, keys, strict=True):
+        i = index[layer.kernel]
+        w = new[i]
+        fresh_w, fresh_b = _fresh(layer, k, w)
+        m = jnp.broadcast_to(_unit_axis_mask(mask, w.ndim, -1), w.shape)
+        new[i] = jnp.where(m, fresh_w, w)
+        touch(i, m)
+        if layer.bias is not None:
+            j = index[layer.bias]
+            b = new[j]
+            value = jnp.zeros_like(b) if fresh_b is None else fresh_b.astype(b.dtype)
+            new[j] = jnp.where(mask, value, b)
+            touch(j, mask)
+    # Pass 2: zero outgoing weights.
+    for layer, mask in zip(layout.layers, masks, strict=True):
+        for path in layer.outgoing:
+            i = index[path]
+            w = new[i]
+            axis = layer.outgoing_axis % w.ndim
+            rows = _rows(mask, w.shape[axis], layer.flatten)
+            m = jnp.broadcast_to(_unit_axis_mask(rows, w.ndim, axis), w.shape)
+            new[i] = jnp.where(m, jnp.zeros_like(w), w)
+            touch(i, m)
+    new_params = jax.tree.unflatten(treedef, new)
+    new_opt = None if opt_state is None else reset_like(opt_state, params, touched)
+    return Recycled(new_params, new_opt, masks)
