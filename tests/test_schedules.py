@@ -136,58 +136,36 @@ def test_matches_optax(name, params, ref):
 
 
 @pytest.mark.parametrize(("name", "params", "ref"), CASES, ids=IDS)
-def test_numeric_parameters_trace(name, params, ref):
-    """Peak and every numeric parameter may be traced: same values as with Python numbers."""
-    del ref
-    spec = schedules.Schedule(name, **params)
-    numeric = spec.numeric()
-    static = {k: v for k, v in params.items() if k not in numeric}
-
-    @jax.jit
-    def traced(peak, numeric, steps):
-        return schedules.make(name, total_steps=T, peak_value=peak, **static, **numeric)(steps)
-
-    concrete = jax.jit(schedules.make(name, total_steps=T, peak_value=PEAK, **params))
-    chex.assert_trees_all_equal(traced(PEAK, numeric, STEPS), concrete(STEPS))
-
-
-@pytest.mark.parametrize(("name", "params", "ref"), CASES, ids=IDS)
-def test_grad_wrt_peak_is_unit_schedule(name, params, ref):
-    del ref
-    unit = schedules.make(name, total_steps=T, peak_value=1.0, **params)
-    grad = jax.grad(lambda p, t: schedules.make(name, total_steps=T, peak_value=p, **params)(t))
-    for step in (0, 7, 23, T):
-        chex.assert_trees_all_close(grad(PEAK, step), unit(step), rtol=1e-6)
-
-
-@pytest.mark.parametrize(("name", "params", "ref"), CASES, ids=IDS)
-def test_grad_wrt_numeric_parameters_is_finite(name, params, ref):
-    del ref
-    spec = schedules.Schedule(name, **params)
-    numeric = spec.numeric()
-    static = {k: v for k, v in params.items() if k not in numeric}
-
-    def total(numeric):
-        sched = schedules.make(name, total_steps=T, peak_value=PEAK, **static, **numeric)
-        return jnp.sum(sched(STEPS))
-
-    chex.assert_tree_all_finite(jax.grad(total)(numeric))
-
-
-@pytest.mark.parametrize(("name", "params", "ref"), CASES, ids=IDS)
-def test_vmap_over_peak_and_numeric(name, params, ref):
+def test_jit_vmap_grad(name, params, ref):
+    """Peak and every numeric parameter may be traced, vmapped and differentiated."""
     del ref
     numeric = schedules.Schedule(name, **params).numeric()
     static = {k: v for k, v in params.items() if k not in numeric}
     peaks = jnp.array([0.1, 0.3, 1.0])
+    probe = jnp.array([0, 7, 23, T])
 
-    def one(peak):
-        return schedules.make(name, total_steps=T, peak_value=peak, **static, **numeric)(11)
+    def sched(peak, numeric, steps):
+        return schedules.make(name, total_steps=T, peak_value=peak, **static, **numeric)(steps)
 
-    want = jnp.stack([one(p) for p in peaks])
-    chex.assert_trees_all_close(jax.vmap(one)(peaks), want, rtol=1e-6)
+    @jax.jit
+    def everything(numeric):
+        return (
+            sched(PEAK, numeric, STEPS),
+            jax.vmap(jax.grad(sched), in_axes=(None, None, 0))(PEAK, numeric, probe),
+            jax.grad(lambda n: jnp.sum(sched(PEAK, n, STEPS)))(numeric),
+            jax.vmap(sched, in_axes=(0, None, None))(peaks, numeric, 11),
+        )
+
+    values, d_peak, d_numeric, batched = everything(numeric)
+    concrete = schedules.make(name, total_steps=T, peak_value=PEAK, **params)
+    chex.assert_trees_all_close(values, concrete(STEPS), rtol=1e-6, atol=1e-7)
+    unit = schedules.make(name, total_steps=T, peak_value=1.0, **params)
+    chex.assert_trees_all_close(d_peak, unit(probe), rtol=1e-6)  # d lr / d peak = u(t)
+    chex.assert_tree_all_finite(d_numeric)
+    want = jnp.stack([concrete(11) / PEAK * p for p in peaks])
+    chex.assert_trees_all_close(batched, want, rtol=1e-5)
     # Array parameters broadcast without vmap.
-    chex.assert_trees_all_close(one(peaks), want, rtol=1e-6)
+    chex.assert_trees_all_close(sched(peaks, numeric, 11), want, rtol=1e-5)
 
 
 def test_numeric_arrays_broadcast():
@@ -241,9 +219,9 @@ def test_stack_mixes_families_and_matches_single_schedules():
     specs = [schedules.Schedule(name, **params) for name, params, _ in CASES]
     peaks = np.linspace(0.01, 1.0, len(specs)).astype(np.float32)
     batch = schedules.stack(specs, total_steps=T, peak_values=peaks)
-    chex.assert_shape(batch(3), (len(specs),))
     assert len(batch._branches) == len(specs)  # one switch branch per distinct structure
     batched = jax.jit(jax.vmap(batch))(STEPS)
+    chex.assert_shape(batched, (len(STEPS), len(specs)))
     unbatched = jax.jit(jax.vmap(batch.apply, in_axes=(None, 0)))
     for k, (spec, peak) in enumerate(zip(specs, peaks, strict=True)):
         single = jax.jit(spec.build(total_steps=T, peak_value=peak))(STEPS)
