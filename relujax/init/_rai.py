@@ -20,7 +20,7 @@ RAI_SIGMA = 0.6007
 RAI_BETA = (2.0, 1.0)
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2, 4, 5, 6))
+@functools.partial(jax.jit, static_argnums=(1, 2, 6, 7))
 def _draw(
     key: Array,
     shape: tuple[int, ...],
@@ -28,31 +28,38 @@ def _draw(
     sigma: float,
     a: float,
     b: float,
+    general: bool,
     dtype: jnp.dtype,
 ) -> tuple[Array, Array]:
-    """One RAI draw, jitted: one compilation per kernel shape (``sigma`` is traced).
+    """One RAI draw, jitted: one compilation per kernel shape and dtype.
 
-    All randomness comes from ONE normal sample of shape ``(fan_out, fan_in + 3)``: its
-    first ``fan_in + 1`` columns are the symmetric part; the last two, mapped to U(0, 1)
-    by the normal CDF, give the replaced position ``floor(U * (fan_in + 1))`` and, by
-    inverse CDF, the Beta entry (Beta(a, 1) is U**(1/a), Beta(1, b) is 1 - U**(1/b)).
-    A single call of the random-bit generator keeps XLA's compile time per new layer
-    shape low. Other Beta parameters use ``jax.random.beta`` with a second key.
+    ``sigma``, ``a`` and ``b`` are traced, so changing them does not recompile; only
+    ``general`` (neither a nor b is 1) switches to ``jax.random.beta``.
+
+    All randomness comes from ONE uniform sample ``u`` of shape ``(fan_out, fan_in + 3)``
+    (one call of the random-bit generator, the dominant XLA compile cost per new shape):
+    its first ``fan_in + 1`` columns become the symmetric normals by the inverse normal
+    CDF (as ``jax.random.normal`` does); the last two give the replaced position
+    ``floor(u * (fan_in + 1))`` and, by inverse CDF, the Beta entry (Beta(a, 1) is
+    ``u**(1/a)``, Beta(1, b) is ``1 - u**(1/b)``). Other Beta parameters use
+    ``jax.random.beta`` with a second key.
     """
     fan_out, n = shape[-1], fan_in + 1
     compute = jnp.promote_types(dtype, jnp.float32)
-    general = a != 1.0 and b != 1.0
     key, k_beta = jax.random.split(key) if general else (key, None)
-    z = jax.random.normal(key, (fan_out, n + 2), compute)
-    u = jax.scipy.special.ndtr(z[:, n:])
-    idx = jnp.minimum(jnp.floor(u[:, :1] * n), n - 1).astype(jnp.int32)
-    if b == 1.0:
-        asym = u[:, 1:] ** (1.0 / a)
-    elif a == 1.0:
-        asym = 1.0 - u[:, 1:] ** (1.0 / b)
-    else:
+    u = jax.random.uniform(key, (fan_out, n + 2), compute)
+    lowest = jnp.nextafter(jnp.asarray(-1.0, compute), jnp.asarray(0.0, compute))
+    z = jnp.sqrt(jnp.asarray(2.0, compute)) * jax.lax.erf_inv(
+        jnp.maximum(2.0 * u[:, :n] - 1.0, lowest)
+    )
+    idx = jnp.minimum(jnp.floor(u[:, n : n + 1] * n), n - 1).astype(jnp.int32)
+    a, b = jnp.asarray(a, compute), jnp.asarray(b, compute)
+    if general:
         asym = jax.random.beta(k_beta, a, b, (fan_out, 1), compute)
-    v = z[:, :n] * (jnp.asarray(sigma, compute) / math.sqrt(fan_in)).astype(compute)
+    else:
+        w = u[:, n + 1 :]
+        asym = jnp.where(b == 1.0, w ** (1.0 / a), 1.0 - w ** (1.0 / b))
+    v = z * (jnp.asarray(sigma, compute) / math.sqrt(fan_in)).astype(compute)
     v = jnp.where(jnp.arange(n)[None, :] == idx, asym, v)
     kernel = v[:, :fan_in].T.reshape(shape).astype(dtype)
     bias = v[:, fan_in].astype(dtype)
@@ -114,9 +121,9 @@ class RAI:
 
     Examples:
       >>> import jax, relujax
-      >>> kernel, bias = relujax.init.rai().pair(jax.random.key(0), (3, 2))
+      >>> kernel, bias = relujax.init.rai().pair(jax.random.key(0), (18, 5))
       >>> kernel.shape, bias.shape
-      ((3, 2), (2,))
+      ((18, 5), (5,))
     """
 
     sigma: float = RAI_SIGMA
@@ -160,7 +167,8 @@ class RAI:
         if fan_in == 0 or fan_out == 0:
             raise ValueError(f"kernel_shape must have no zero-sized axis, got {shape}.")
         a, b = self.beta
-        return _draw(key, shape, fan_in, float(self.sigma), float(a), float(b), dt)
+        general = float(a) != 1.0 and float(b) != 1.0
+        return _draw(key, shape, fan_in, float(self.sigma), float(a), float(b), general, dt)
 
     def __call__(self, key: Array, shape: tuple[int, ...], dtype: DTypeLike | None = None) -> Array:
         """The kernel half of :meth:`pair` (Flax initializer signature)."""
@@ -190,10 +198,10 @@ def rai(
 
     Examples:
       >>> import jax, relujax
-      >>> kernel, bias = relujax.init.rai(sigma=0.0).pair(jax.random.key(0), (4, 3))
+      >>> kernel, bias = relujax.init.rai(sigma=0.0).pair(jax.random.key(0), (18, 5))
       >>> import jax.numpy as jnp  # with sigma=0 only the Beta entries are non-zero
       >>> (jnp.count_nonzero(kernel, axis=0) + (bias != 0)).tolist()
-      [1, 1, 1]
+      [1, 1, 1, 1, 1]
     """
     try:
         pair = tuple(beta)
@@ -226,8 +234,8 @@ def rai_pair(
 
     Examples:
       >>> import jax, relujax
-      >>> kernel, bias = relujax.init.rai_pair(jax.random.key(0), (3, 3, 8, 16))
+      >>> kernel, bias = relujax.init.rai_pair(jax.random.key(0), (3, 3, 2, 5))  # a conv
       >>> kernel.shape, bias.shape, kernel.dtype
-      ((3, 3, 8, 16), (16,), dtype('float32'))
+      ((3, 3, 2, 5), (5,), dtype('float32'))
     """
     return rai(sigma=sigma, beta=beta).pair(key, kernel_shape, dtype)

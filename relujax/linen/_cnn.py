@@ -48,11 +48,11 @@ class CNN(nn.Module):
 
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
-      >>> cnn = relujax.linen.CNN(3, (8,), 4, spatial_dims=1, kernel_size=5)
-      >>> x = jnp.ones((2, 40, 3))
+      >>> cnn = relujax.linen.CNN(8, (8,), 8, spatial_dims=1)
+      >>> x = jnp.ones((2, 40, 8))
       >>> variables = cnn.init(jax.random.key(0), x)
       >>> cnn.apply(variables, x).shape
-      (2, 4)
+      (2, 8)
     """
 
     in_features: int

@@ -35,10 +35,10 @@ def params_from_nnx(model: nnx.Module) -> dict[str, Any]:
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
       >>> from flax import nnx
-      >>> model = relujax.nn.MLP(2, [3], 1, rngs=nnx.Rngs(0))
+      >>> model = relujax.nn.MLP(8, [8], 8, rngs=nnx.Rngs(0))
       >>> params = relujax.linen.params_from_nnx(model)["params"]
       >>> sorted(params), params["layers_0"]["kernel"].shape
-      (['layers_0', 'layers_1'], (2, 3))
+      (['layers_0', 'layers_1'], (8, 8))
     """
     params: dict[str, Any] = {}
     for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):

@@ -45,10 +45,10 @@ class MLP(nn.Module):
 
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
-      >>> model = relujax.linen.MLP(3, (16,), 2)
-      >>> variables = model.init(jax.random.key(0), jnp.ones((1, 3)))
+      >>> model = relujax.linen.MLP(8, (8,), 8)
+      >>> variables = model.init(jax.random.key(0), jnp.ones((1, 8)))
       >>> jax.tree.map(jnp.shape, variables["params"]["layers_0"])
-      {'bias': (16,), 'kernel': (3, 16)}
+      {'bias': (8,), 'kernel': (8, 8)}
     """
 
     in_features: int

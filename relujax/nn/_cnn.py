@@ -117,12 +117,14 @@ class CNN(nnx.Module):
     Examples:
       >>> import jax.numpy as jnp, relujax
       >>> from flax import nnx
-      >>> cnn = relujax.nn.CNN(1, [8, 16], 10, rngs=nnx.Rngs(0))
-      >>> cnn(jnp.ones((2, 28, 28, 1))).shape
-      (2, 10)
-      >>> cnn1d = relujax.nn.CNN(3, [8], 4, spatial_dims=1, kernel_size=5, rngs=nnx.Rngs(0))
-      >>> cnn1d(jnp.ones((2, 40, 3))).shape
-      (2, 4)
+      >>> cnn = relujax.nn.CNN(8, [8, 8], 8, rngs=nnx.Rngs(0))  # 8 channels in, 8 out
+      >>> cnn(jnp.ones((2, 28, 28, 8))).shape
+      (2, 8)
+      >>> cnn1d = relujax.nn.CNN(8, [8], 8, spatial_dims=1, rngs=nnx.Rngs(0))
+      >>> cnn1d(jnp.ones((2, 40, 8))).shape
+      (2, 8)
+      >>> cnn1d.layers[0].kernel.shape  # (window, C_in, C_out)
+      (3, 8, 8)
     """
 
     def __init__(

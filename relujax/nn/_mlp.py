@@ -66,11 +66,11 @@ class MLP(nnx.Module):
     Examples:
       >>> import jax.numpy as jnp, relujax
       >>> from flax import nnx
-      >>> model = relujax.nn.MLP(3, [16, 16], 2, activation="leaky_relu", rngs=nnx.Rngs(0))
-      >>> model(jnp.ones((5, 3))).shape
-      (5, 2)
+      >>> model = relujax.nn.MLP(8, [8, 8], 8, activation="leaky_relu", rngs=nnx.Rngs(0))
+      >>> model(jnp.ones((5, 8))).shape
+      (5, 8)
       >>> [layer.kernel.shape for layer in model.layers]
-      [(3, 16), (16, 16), (16, 2)]
+      [(8, 8), (8, 8), (8, 8)]
     """
 
     def __init__(

@@ -14,9 +14,11 @@ from relujax import init
 from relujax import linen as rl
 from relujax import nn as rnn
 
-X = jax.random.normal(jax.random.key(0), (8, 3))
-IMAGES = jax.random.normal(jax.random.key(0), (2, 9, 8, 3))
-SIGNALS = jax.random.normal(jax.random.key(1), (2, 11, 3))
+# The shapes of tests/nn, so that XLA compilations are shared; deterministic inputs.
+D = 8
+X = jnp.sin(1.7 * jnp.arange(4 * D, dtype=jnp.float32)).reshape(4, D)
+IMAGES = jnp.sin(1.7 * jnp.arange(2 * 9 * 8 * D, dtype=jnp.float32)).reshape(2, 9, 8, D)
+SIGNALS = jnp.cos(2.3 * jnp.arange(2 * 11 * D, dtype=jnp.float32)).reshape(2, 11, D)
 
 
 def _shapes(tree):
@@ -32,8 +34,8 @@ def _shapes(tree):
     ],
 )
 def test_mlp_equals_nnx_given_the_same_params(kwargs, x):
-    nnx_model = rnn.MLP(3, [5, 4], 2, rngs=nnx.Rngs(0), **kwargs)
-    linen_model = rl.MLP(3, (5, 4), 2, **kwargs)
+    nnx_model = rnn.MLP(D, [D, D], D, rngs=nnx.Rngs(0), **kwargs)
+    linen_model = rl.MLP(D, (D, D), D, **kwargs)
     linen_vars = linen_model.init(jax.random.key(1), x)
     params = rl.params_from_nnx(nnx_model)
     assert _shapes(params) == _shapes(linen_vars)
@@ -46,36 +48,36 @@ def test_mlp_equals_nnx_given_the_same_params(kwargs, x):
 @pytest.mark.parametrize(
     ("x", "kwargs"),
     [
-        (IMAGES, {"hidden": (6,)}),
+        (IMAGES, {"hidden": (D,)}),
         (SIGNALS, {"spatial_dims": 1, "pool": "avg", "activation": "prelu"}),
     ],
 )
 def test_cnn_equals_nnx_given_the_same_params(x, kwargs):
-    nnx_model = rnn.CNN(3, [4, 5], 2, rngs=nnx.Rngs(0), **kwargs)
-    linen_model = rl.CNN(3, (4, 5), 2, **kwargs)
+    nnx_model = rnn.CNN(D, [D, D], D, rngs=nnx.Rngs(0), **kwargs)
+    linen_model = rl.CNN(D, (D, D), D, **kwargs)
     params = rl.params_from_nnx(nnx_model)
     assert _shapes(params) == _shapes(linen_model.init(jax.random.key(1), x))
     chex.assert_trees_all_close(linen_model.apply(params, x), nnx_model(x), atol=1e-5)
 
 
 def test_rai_pairs_in_linen():
-    model = rl.MLP(3, (5, 4), 2, kernel_init=init.rai(sigma=0.0))
+    model = rl.MLP(D, (D, D), D, kernel_init=init.rai(sigma=0.0))
     params = model.init(jax.random.key(0), X)["params"]
     for i in range(3):
         layer = params[f"layers_{i}"]
         v = jnp.concatenate([layer["kernel"], layer["bias"][None]])
         np.testing.assert_array_equal(np.count_nonzero(v, axis=0), 1)
     with pytest.raises(ValueError, match="bias_init"):
-        rl.MLP(3, (5,), 2, kernel_init="rai", bias_init="zeros").init(jax.random.key(0), X)
+        rl.MLP(D, (D,), D, kernel_init="rai", bias_init="zeros").init(jax.random.key(0), X)
 
 
 def test_prelu_slope_gradient_and_jit():
-    layer = rl.PReLU(3, slope_init=0.25)
+    layer = rl.PReLU(D, slope_init=0.25)
     variables = layer.init(jax.random.key(0), X)
     grads = jax.grad(lambda v: layer.apply(v, X).sum())(variables)
     chex.assert_trees_all_close(grads["params"]["slope"], jnp.minimum(X, 0.0).sum(axis=0))
     chex.assert_trees_all_close(
-        jax.jit(layer.apply)(variables, X), rnn.PReLU(3, init=0.25)(X), atol=1e-7
+        jax.jit(layer.apply)(variables, X), rnn.PReLU(D, init=0.25)(X), atol=1e-7
     )
     chex.assert_trees_all_close(
         jax.vmap(functools.partial(layer.apply, variables))(X), layer.apply(variables, X)
@@ -92,34 +94,34 @@ def test_rrelu_training_randomness_and_evaluation_constancy():
     assert float(-a.max()) >= 0.1 and float(-a.min()) <= 0.3
     chex.assert_trees_all_close(layer.apply({}, neg, deterministic=True), jnp.full_like(neg, -0.2))
     # An rrelu MLP in evaluation mode equals the NNX one after model.eval().
-    nnx_model = rnn.MLP(3, [5, 4], 2, activation="rrelu", rngs=nnx.Rngs(0))
+    nnx_model = rnn.MLP(D, [D, D], D, activation="rrelu", rngs=nnx.Rngs(0))
     nnx_model.eval()
-    linen_model = rl.MLP(3, (5, 4), 2, activation="rrelu", deterministic=True)
+    linen_model = rl.MLP(D, (D, D), D, activation="rrelu", deterministic=True)
     chex.assert_trees_all_close(
         linen_model.apply(rl.params_from_nnx(nnx_model), X), nnx_model(X), atol=1e-6
     )
     with pytest.raises(Exception, match="rrelu"):
-        rl.MLP(3, (5, 4), 2, activation="rrelu").apply(rl.params_from_nnx(nnx_model), X)
+        rl.MLP(D, (D, D), D, activation="rrelu").apply(rl.params_from_nnx(nnx_model), X)
 
 
 def test_update_nnx_rejects_mismatches():
-    model = rnn.MLP(3, [5, 4], 2, rngs=nnx.Rngs(0))
+    model = rnn.MLP(D, [D, D], D, rngs=nnx.Rngs(0))
     params = rl.params_from_nnx(model)
     del params["params"]["layers_2"]["bias"]
     with pytest.raises(KeyError, match="layers_2/bias"):
         rl.update_nnx(model, params)
     params = rl.params_from_nnx(model)
-    params["params"]["layers_0"]["kernel"] = jnp.zeros((4, 5))
+    params["params"]["layers_0"]["kernel"] = jnp.zeros((D, 5))
     with pytest.raises(ValueError, match="layers_0/kernel"):
         rl.update_nnx(model, params)
 
 
 def test_linen_argument_errors():
     with pytest.raises(ValueError, match="hidden"):
-        rl.MLP(3, (0,), 2).init(jax.random.key(0), X)
+        rl.MLP(D, (0,), D).init(jax.random.key(0), X)
     with pytest.raises(ValueError, match=r"\(\.\.\., 4\)"):
-        rl.MLP(4, (5,), 2).init(jax.random.key(0), X)
+        rl.MLP(4, (D,), D).init(jax.random.key(0), X)
     with pytest.raises(ValueError, match="pool"):
-        rl.CNN(3, (4,), 2, pool="min").init(jax.random.key(0), IMAGES)
+        rl.CNN(D, (D,), D, pool="min").init(jax.random.key(0), IMAGES)
     with pytest.raises(ValueError, match="slope_init"):
         rl.PReLU(slope_init=-1.0).init(jax.random.key(0), X)
