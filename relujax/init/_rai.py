@@ -99,8 +99,11 @@ class RAI:
     replaced by a positive Beta(2, 1) sample (density :math:`2x` on [0, 1]). The positive
     entry makes a unit far less likely to be born dead than under symmetric schemes,
     whose units are all dead with positive probability in deep narrow nets (the paper's
-    theorem). ``sigma = 0.6007`` and Beta(2, 1) are the constants of the paper's
-    reference implementation; both are parameters here.
+    theorem). The defaults, Beta(2, 1) and ``sigma = 0.6007`` with the variance divided by
+    ``fan_in`` (not ``fan_in + 1``), are those of public implementations of RAI; both are
+    parameters here. Note that they
+    do not preserve the forward second moment the way He initialization does: by the
+    moments below, :math:`E[z^2] \approx 0.86\,\overline{\tilde x^2}` before the ReLU.
 
     Moments, exact for any input ``x`` (with :math:`\tilde x = (x, 1)`):
     :math:`E[V_j \cdot \tilde x] = E[\beta]\,\overline{\tilde x}` and
