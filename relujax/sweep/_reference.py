@@ -21,9 +21,9 @@ from flax import nnx
 from relujax import analysis
 from relujax.data import Dataset
 from relujax.sweep._result import SweepResult, versions
-from relujax.sweep._run import _check_dataset, _configs, _int
 from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec, OptimizerSpec, abstract_split
 from relujax.sweep._train import LAYERED, _layer_metrics, config_keys, loss_fn, sample_batch
+from relujax.sweep._validate import as_configs, check_dataset, check_int
 
 
 @functools.lru_cache(maxsize=64)
@@ -115,19 +115,23 @@ def run_reference(
       steady-state loop time (measured after its first step and evaluation, which compile,
       and scaled to all steps).
     """
-    configs = _configs(configs)
+    configs = as_configs(configs)
     model = MLPSpec() if model is None else model
     optimizer = OptimizerSpec(optimizer) if isinstance(optimizer, str) else optimizer
-    _check_dataset(dataset, model)
-    steps = _int("steps", steps)
-    batch_size = _int("batch_size", batch_size)
-    eval_every = steps if eval_every is None else _int("eval_every", eval_every)
+    check_dataset(dataset, model)
+    steps = check_int("steps", steps)
+    batch_size = check_int("batch_size", batch_size)
+    eval_every = steps if eval_every is None else check_int("eval_every", eval_every)
     if steps % eval_every:
         raise ValueError(f"eval_every={eval_every} must divide steps={steps}.")
-    probe_size = min(_int("probe_size", probe_size), len(dataset.x_train))
+    probe_size = min(check_int("probe_size", probe_size), len(dataset.x_train))
     classification = dataset.is_classification
-    x_train, y_train = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
-    x_test, y_test = jnp.asarray(dataset.x_test), jnp.asarray(dataset.y_test)
+    y_dtype = jnp.int32 if classification else jnp.float32
+    x_train, y_train = (
+        jnp.asarray(dataset.x_train, jnp.float32),
+        jnp.asarray(dataset.y_train, y_dtype),
+    )
+    x_test, y_test = jnp.asarray(dataset.x_test, jnp.float32), jnp.asarray(dataset.y_test, y_dtype)
     x_probe, y_probe = x_train[:probe_size], y_train[:probe_size]
     n_evals = steps // eval_every + 1
     eval_steps = np.arange(n_evals) * eval_every

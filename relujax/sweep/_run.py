@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import math
 import numbers
 import time
@@ -25,6 +23,14 @@ from relujax.sweep._checkpoint import Checkpointer
 from relujax.sweep._result import SweepResult, versions
 from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec, OptimizerSpec, abstract_split
 from relujax.sweep._train import LAYERED, Data, RunState, Trainer, config_keys
+from relujax.sweep._validate import (
+    as_configs,
+    check_activation,
+    check_dataset,
+    check_init,
+    check_int,
+)
+from relujax.sweep._validate import fingerprint as fingerprint_of
 
 AXIS = "configs"
 
@@ -37,7 +43,8 @@ class ChunkInfo(NamedTuple):
       chunks: total number of chunks.
       step: steps done.
       seconds: wall time of this chunk (including the host transfer of its metrics).
-      metrics: the metrics recorded so far (NaN where not yet recorded), as in the result.
+      metrics: the metrics recorded so far (NaN where not yet recorded; not yet masked after
+        divergence).
       diverged_step: ``int[K]``, -1 where not diverged.
     """
 
@@ -47,101 +54,6 @@ class ChunkInfo(NamedTuple):
     seconds: float
     metrics: dict[str, np.ndarray]
     diverged_step: np.ndarray
-
-
-# --------------------------------------------------------------------------------------------
-# validation (all of it runs before anything is compiled)
-
-
-def _int(name: str, value: Any, minimum: int = 1) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def _check_activation(name: str) -> None:
-    from relujax.activations import activation_names, get_activation
-
-    if name in ("prelu", "rrelu"):
-        return
-    try:
-        get_activation(name)
-    except (ValueError, TypeError) as e:
-        raise ValueError(
-            f"config activation {name!r} is not usable: {e} Accepted: {list(activation_names())}."
-        ) from None
-
-
-def _check_init(name: str) -> None:
-    from relujax import init
-
-    try:
-        init.get(name)
-    except (ValueError, TypeError) as e:
-        raise ValueError(
-            f"config init {name!r} is not usable: {e} Accepted: {list(init.names())}."
-        ) from None
-
-
-def _configs(configs: Grid | Sequence[Config]) -> tuple[Config, ...]:
-    if isinstance(configs, Grid):
-        out = configs.configs()
-    elif isinstance(configs, Sequence) and not isinstance(configs, (str, bytes)):
-        out = list(configs)
-        for c in out:
-            if not isinstance(c, Config):
-                raise TypeError(f"configs must hold relujax.sweep.Config values, got {c!r}.")
-    else:
-        raise TypeError(
-            f"configs must be a relujax.sweep.Grid or a list of Config, got {configs!r}."
-        )
-    if not out:
-        raise ValueError("configs is empty: give at least one configuration.")
-    return tuple(out)
-
-
-def _check_dataset(dataset: Dataset, model: MLPSpec | CNNSpec) -> None:
-    if not isinstance(dataset, Dataset):
-        raise TypeError(f"dataset must be a relujax.data.Dataset, got {type(dataset).__name__}.")
-    x_tr, y_tr, x_te, y_te = (np.asarray(a) for a in dataset)
-    if x_tr.shape[1:] != x_te.shape[1:]:
-        raise ValueError(
-            f"dataset: x_train examples have shape {x_tr.shape[1:]} but x_test examples have "
-            f"{x_te.shape[1:]}."
-        )
-    if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
-        raise ValueError(
-            f"dataset: {len(x_tr)} training inputs for {len(y_tr)} targets, {len(x_te)} test "
-            f"inputs for {len(y_te)} targets."
-        )
-    if len(x_tr) == 0 or len(x_te) == 0:
-        raise ValueError("dataset: the training and test sets must not be empty.")
-    if y_tr.dtype != y_te.dtype or y_tr.shape[1:] != y_te.shape[1:]:
-        raise ValueError(
-            f"dataset: y_train is {y_tr.dtype}{y_tr.shape[1:]} but y_test is "
-            f"{y_te.dtype}{y_te.shape[1:]}."
-        )
-    if not np.issubdtype(x_tr.dtype, np.floating):
-        raise ValueError(f"dataset: inputs must be floating point, got {x_tr.dtype}.")
-    if np.issubdtype(y_tr.dtype, np.integer):
-        if y_tr.ndim != 1:
-            raise ValueError(f"dataset: class labels must be 1-D, got shape {y_tr.shape}.")
-        if min(y_tr.min(), y_te.min()) < 0:
-            raise ValueError("dataset: class labels must be >= 0.")
-    elif y_tr.ndim != 2:
-        raise ValueError(
-            f"dataset: regression targets must have shape (n, d_out), got {y_tr.shape}."
-        )
-    model.check_input(x_tr.shape[1:])
-
-
-def _fingerprint(settings: dict[str, Any], dataset: Dataset) -> str:
-    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    for a in dataset:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.shape, a.dtype.str)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,7 +288,7 @@ def run(
         shapes do not fit together or the model, before anything is compiled.
     """
     # ---- validate everything first --------------------------------------------------------
-    configs = _configs(configs)
+    configs = as_configs(configs)
     model = MLPSpec() if model is None else model
     if not isinstance(model, (MLPSpec, CNNSpec)):
         raise TypeError(f"model must be a relujax.sweep.MLPSpec or CNNSpec, got {model!r}.")
@@ -384,27 +296,27 @@ def run(
         optimizer = OptimizerSpec(optimizer)
     if not isinstance(optimizer, OptimizerSpec):
         raise TypeError(f"optimizer must be an OptimizerSpec or a name, got {optimizer!r}.")
-    _check_dataset(dataset, model)
-    steps = _int("steps", steps)
-    batch_size = _int("batch_size", batch_size)
-    eval_every = steps if eval_every is None else _int("eval_every", eval_every)
-    chunk_steps = steps if chunk_steps is None else _int("chunk_steps", chunk_steps)
+    check_dataset(dataset, model)
+    steps = check_int("steps", steps)
+    batch_size = check_int("batch_size", batch_size)
+    eval_every = steps if eval_every is None else check_int("eval_every", eval_every)
+    chunk_steps = steps if chunk_steps is None else check_int("chunk_steps", chunk_steps)
     if steps % chunk_steps:
         raise ValueError(f"chunk_steps={chunk_steps} must divide steps={steps}.")
     if chunk_steps % eval_every:
         raise ValueError(f"eval_every={eval_every} must divide chunk_steps={chunk_steps}.")
-    probe_size = min(_int("probe_size", probe_size), len(dataset.x_train))
-    checkpoint_every = _int("checkpoint_every", checkpoint_every)
+    probe_size = min(check_int("probe_size", probe_size), len(dataset.x_train))
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every)
     if not (isinstance(dormant_tau, numbers.Real) and 0.0 <= dormant_tau < math.inf):
         raise ValueError(f"dormant_tau must be a number >= 0, got {dormant_tau!r}.")
     if strategy not in _strategy.STRATEGIES:
         raise ValueError(f"strategy must be one of {list(_strategy.STRATEGIES)}, got {strategy!r}.")
     if map_batch_size is not None:
-        map_batch_size = _int("map_batch_size", map_batch_size)
+        map_batch_size = check_int("map_batch_size", map_batch_size)
     for name in dict.fromkeys(c.activation for c in configs):
-        _check_activation(name)
+        check_activation(name)
     for name in dict.fromkeys(c.init for c in configs):
-        _check_init(name)
+        check_init(name)
     batch = _schedules.stack(
         [c.schedule for c in configs],
         total_steps=steps,
@@ -464,19 +376,22 @@ def run(
         "probe_size": probe_size,
         "dormant_tau": float(dormant_tau),
     }
-    fingerprint = _fingerprint(settings, dataset)
+    fingerprint = fingerprint_of(settings, dataset)
 
     # ---- device data and initial state --------------------------------------------------------
     replicated = NamedSharding(mesh, P())
     sharded = NamedSharding(mesh, P(AXIS))
+    x_train, x_test = (np.asarray(a, np.float32) for a in (dataset.x_train, dataset.x_test))
+    y_dtype = np.int32 if classification else np.float32
+    y_train, y_test = (np.asarray(a, y_dtype) for a in (dataset.y_train, dataset.y_test))
     data = _put(
         Data(
-            dataset.x_train,
-            dataset.y_train,
-            dataset.x_train[:probe_size],
-            dataset.y_train[:probe_size],
-            dataset.x_test,
-            dataset.y_test,
+            x_train,
+            y_train,
+            x_train[:probe_size],
+            y_train[:probe_size],
+            x_test,
+            y_test,
         ),
         replicated,
     )

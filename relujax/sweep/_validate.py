@@ -1,0 +1,105 @@
+"""Validation of a sweep's arguments: everything here runs before anything is compiled."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from relujax.data import Dataset
+from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec
+
+
+def check_int(name: str, value: Any, minimum: int = 1) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_activation(name: str) -> None:
+    from relujax.activations import activation_names, get_activation
+
+    if name in ("prelu", "rrelu"):
+        return
+    try:
+        get_activation(name)
+    except (ValueError, TypeError) as e:
+        raise ValueError(
+            f"config activation {name!r} is not usable: {e} Accepted: {list(activation_names())}."
+        ) from None
+
+
+def check_init(name: str) -> None:
+    from relujax import init
+
+    try:
+        init.get(name)
+    except (ValueError, TypeError) as e:
+        raise ValueError(
+            f"config init {name!r} is not usable: {e} Accepted: {list(init.names())}."
+        ) from None
+
+
+def as_configs(configs: Grid | Sequence[Config]) -> tuple[Config, ...]:
+    if isinstance(configs, Grid):
+        out = configs.configs()
+    elif isinstance(configs, Sequence) and not isinstance(configs, (str, bytes)):
+        out = list(configs)
+        for c in out:
+            if not isinstance(c, Config):
+                raise TypeError(f"configs must hold relujax.sweep.Config values, got {c!r}.")
+    else:
+        raise TypeError(
+            f"configs must be a relujax.sweep.Grid or a list of Config, got {configs!r}."
+        )
+    if not out:
+        raise ValueError("configs is empty: give at least one configuration.")
+    return tuple(out)
+
+
+def check_dataset(dataset: Dataset, model: MLPSpec | CNNSpec) -> None:
+    if not isinstance(dataset, Dataset):
+        raise TypeError(f"dataset must be a relujax.data.Dataset, got {type(dataset).__name__}.")
+    x_tr, y_tr, x_te, y_te = (np.asarray(a) for a in dataset)
+    if x_tr.shape[1:] != x_te.shape[1:]:
+        raise ValueError(
+            f"dataset: x_train examples have shape {x_tr.shape[1:]} but x_test examples have "
+            f"{x_te.shape[1:]}."
+        )
+    if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
+        raise ValueError(
+            f"dataset: {len(x_tr)} training inputs for {len(y_tr)} targets, {len(x_te)} test "
+            f"inputs for {len(y_te)} targets."
+        )
+    if len(x_tr) == 0 or len(x_te) == 0:
+        raise ValueError("dataset: the training and test sets must not be empty.")
+    if y_tr.dtype != y_te.dtype or y_tr.shape[1:] != y_te.shape[1:]:
+        raise ValueError(
+            f"dataset: y_train is {y_tr.dtype}{y_tr.shape[1:]} but y_test is "
+            f"{y_te.dtype}{y_te.shape[1:]}."
+        )
+    if not np.issubdtype(x_tr.dtype, np.floating):
+        raise ValueError(f"dataset: inputs must be floating point, got {x_tr.dtype}.")
+    if np.issubdtype(y_tr.dtype, np.integer):
+        if y_tr.ndim != 1:
+            raise ValueError(f"dataset: class labels must be 1-D, got shape {y_tr.shape}.")
+        if min(y_tr.min(), y_te.min()) < 0:
+            raise ValueError("dataset: class labels must be >= 0.")
+    elif y_tr.ndim != 2:
+        raise ValueError(
+            f"dataset: regression targets must have shape (n, d_out), got {y_tr.shape}."
+        )
+    model.check_input(x_tr.shape[1:])
+
+
+def fingerprint(settings: dict[str, Any], dataset: Dataset) -> str:
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for a in dataset:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
