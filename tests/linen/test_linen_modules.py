@@ -40,6 +40,7 @@ def test_mlp_equals_nnx_given_the_same_params(kwargs, x):
     params = rl.params_from_nnx(nnx_model)
     assert _shapes(params) == _shapes(linen_vars)
     chex.assert_trees_all_close(linen_model.apply(params, x), nnx_model(x), atol=1e-6)
+    chex.assert_trees_all_close(jax.jit(linen_model.apply)(params, x), nnx_model(x), atol=1e-6)
     # And back: Linen's own initial parameters loaded into the NNX model.
     rl.update_nnx(nnx_model, linen_vars)
     chex.assert_trees_all_close(nnx_model(x), linen_model.apply(linen_vars, x), atol=1e-6)

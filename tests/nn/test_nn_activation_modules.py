@@ -67,6 +67,8 @@ def test_prelu_slope_gradient_is_analytic():
     # Input gradient: 1 for x > 0, a for x <= 0 (including 0).
     gx = jax.grad(lambda x: rnn.PReLU(init=0.25)(x).sum())(X)
     chex.assert_trees_all_close(gx, jnp.where(X > 0, 1.0, 0.25))
+    chex.assert_trees_all_close(nnx.jit(lambda m, x: m(x))(layer, X), layer(X))
+    chex.assert_trees_all_close(jax.vmap(layer)(X), layer(X))
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
@@ -107,6 +109,7 @@ def test_rrelu_evaluation_is_constant():
     layer.eval()
     chex.assert_trees_all_close(layer(NEG), jnp.full(NEG.shape, -0.2))
     chex.assert_trees_all_equal(layer(NEG), layer(NEG))
+    chex.assert_trees_all_close(jax.vmap(layer)(NEG), layer(NEG))
     layer.train()
     assert not np.allclose(layer(NEG), layer(NEG))
     chex.assert_trees_all_close(layer(NEG, deterministic=True), jnp.full(NEG.shape, -0.2))
