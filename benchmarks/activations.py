@@ -87,25 +87,26 @@ def extra_memory(act: Callable, layout: str, batch: int, width: int, depth: int,
     return (temp_bytes(act, layout, batch, width, depth) - base) / (depth * batch * width * 4)
 
 
-def best_time(f: Callable, *args, repeats: int) -> float:
-    """Median wall time of ``f(*args)`` after one warm-up call."""
-    jax.block_until_ready(f(*args))
-    times = []
+def interleaved(fns: list[Callable], *args, repeats: int) -> list[float]:
+    """Median wall time of each function, timed alternately so that load hits all alike."""
+    for f in fns:
+        jax.block_until_ready(f(*args))  # compile and warm up
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for f, out in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            jax.block_until_ready(f(*args))
+            out.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
-def throughput(act: Callable, x: jax.Array, repeats: int) -> tuple[float, float]:
-    """(forward, forward+backward) element throughput in Gelem/s."""
-    fwd = jax.jit(act)
-    bwd = jax.jit(jax.grad(lambda x: jnp.sum(act(x))))
-    return (
-        x.size / best_time(fwd, x, repeats=repeats) / 1e9,
-        x.size / best_time(bwd, x, repeats=repeats) / 1e9,
+def throughputs(acts: list[Callable], x: jax.Array, repeats: int) -> list[tuple[float, float]]:
+    """(forward, forward+backward) element throughput in Gelem/s of each activation."""
+    fwd = interleaved([jax.jit(a) for a in acts], x, repeats=repeats)
+    bwd = interleaved(
+        [jax.jit(jax.grad(lambda x, a=a: jnp.sum(a(x)))) for a in acts], x, repeats=repeats
     )
+    return [(x.size / f / 1e9, x.size / b / 1e9) for f, b in zip(fwd, bwd, strict=True)]
 
 
 def main() -> None:
@@ -126,7 +127,7 @@ def main() -> None:
         f"activation tensors over the identity MLP. throughput: {elems} float32 elements, Gelem/s."
     )
     x = jax.random.normal(jax.random.key(0), (elems,), jnp.float32) * 3
-    copy_fwd = x.size / best_time(jax.jit(lambda x: -x), x, repeats=repeats) / 1e9
+    ((copy_fwd, _),) = throughputs([lambda x: -x], x, repeats)
     print(f"copy (-x): {copy_fwd:.2f} Gelem/s")
 
     base = {lay: temp_bytes(lambda z: z, lay, batch, width, depth) for lay in ("loop", "scan")}
@@ -145,23 +146,14 @@ def main() -> None:
             o = extra_memory(ours, lay, batch, width, depth, base[lay])
             t = extra_memory(theirs, lay, batch, width, depth, base[lay]) if theirs else None
             mem[lay] = f"{o:6.2f} / {t:5.2f}" if t is not None else f"{o:6.2f} /   -  "
-        fo, bo = throughput(ours, x, repeats)
-        if theirs is not None:
-            ft, bt = throughput(theirs, x, repeats)
-            steps = [jax.jit(jax.grad(mlp_loss(fn, "loop", depth))) for fn in (ours, theirs)]
-            for step in steps:
-                jax.block_until_ready(step(ws, h0))  # compile
-            step_o, step_t = [], []
-            for _ in range(step_repeats):  # interleaved, so that machine noise hits both
-                for step, out in zip(steps, (step_o, step_t), strict=True):
-                    out.append(best_time(step, ws, h0, repeats=1))
-            ratios = (
-                f"{fo / ft:7.2f}",
-                f"{bo / bt:7.2f}",
-                f"{statistics.median(step_o) / statistics.median(step_t):7.2f}",
-            )
-        else:
+        if theirs is None:
+            ((fo, bo),) = throughputs([ours], x, repeats)
             ratios = ("      -",) * 3
+        else:
+            (fo, bo), (ft, bt) = throughputs([ours, theirs], x, repeats)
+            steps = [jax.jit(jax.grad(mlp_loss(fn, "loop", depth))) for fn in (ours, theirs)]
+            step_o, step_t = interleaved(steps, ws, h0, repeats=step_repeats)
+            ratios = (f"{fo / ft:7.2f}", f"{bo / bt:7.2f}", f"{step_o / step_t:7.2f}")
         print(
             f"{name:<14}{mem['loop']:>16}{mem['scan']:>16}"
             f"{fo:11.2f}{ratios[0]}{bo:11.2f}{ratios[1]}{ratios[2]}",

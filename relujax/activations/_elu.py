@@ -71,9 +71,9 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
 
     .. math:: \mathrm{elu}(x) = x \text{ if } x > 0 \text{ else } \alpha (e^x - 1)
 
-    Derivative: 1 for x > 0 and alpha e^x for x <= 0, so alpha at x = 0 (PyTorch's
-    convention; jax.nn gives 1 there). Computed from the output as y + alpha. Differentiable
-    in ``alpha``. Outputs are negative for x < 0 (down to -alpha).
+    Derivative: 1 for x > 0 and alpha e^x for x <= 0, so alpha at x = 0 (PyTorch's and
+    jax.nn's convention). Computed from the output as y + alpha, so the backward pass keeps
+    no copy of ``x``. Differentiable in ``alpha``. Outputs are negative for x < 0 (down to -alpha).
 
     Args:
       x: input array.
@@ -125,8 +125,8 @@ def selu(x: ArrayLike) -> Array:
 
     with :math:`\lambda \approx 1.0507` and :math:`\alpha \approx 1.6733` (jax.nn's
     constants). Derivative: lambda for x > 0 and lambda alpha e^x for x <= 0, so
-    lambda alpha at x = 0 (PyTorch's convention; jax.nn gives lambda). Outputs are negative
-    for x < 0.
+    lambda alpha at x = 0 (PyTorch's and jax.nn's convention). Computed from the output.
+    Outputs are negative for x < 0.
 
     Args:
       x: input array.

@@ -55,15 +55,21 @@ def _gelu_tanh_value(x):
 _GELU_BOUND = 40.0
 
 
-def _sech2(u: Array) -> Array:
-    """sech(u)^2 = 1 - tanh(u)^2 without the cancellation (and x-fold amplified rounding
-    error) of the latter where tanh(u) is close to +-1; 0 where cosh overflows."""
-    return 1 / jnp.square(jnp.cosh(u))
+def _sigmoid_pair(z: Array) -> tuple[Array, Array]:
+    """(sigmoid(z), sigmoid(-z)) from one exp, each accurate in its own tail (unlike
+    1 - sigmoid(z), whose cancellation the derivatives below would multiply by x)."""
+    e = jnp.exp(-jnp.abs(z))
+    p = 1 / (1 + e)
+    pos = z >= 0
+    return jnp.where(pos, p, e * p), jnp.where(pos, e * p, p)
 
 
 def _gelu_tanh_slope(x):
+    # With u = sqrt(2/pi)(x + 0.044715 x^3): (1 + tanh u) / 2 = sigmoid(2u) and
+    # sech(u)^2 = 4 sigmoid(2u) sigmoid(-2u).
     u = _SQRT_2_OVER_PI * (x + 0.044715 * (x**3))
-    return 0.5 * (1 + jnp.tanh(u)) + 0.5 * x * _sech2(u) * _SQRT_2_OVER_PI * (1 + 0.134145 * x * x)
+    s, s_neg = _sigmoid_pair(2 * u)
+    return s + 2 * x * s * s_neg * _SQRT_2_OVER_PI * (1 + 0.134145 * x * x)
 
 
 def _gelu_erf_value(x):
@@ -137,8 +143,8 @@ def gelu(x: ArrayLike, approximate: bool = True) -> Array:
 
 def _silu_slope(z: Array) -> Array:
     """d/dx of x sigmoid(beta x) as a function of z = beta x."""
-    s = jax.nn.sigmoid(z)
-    return s + z * s * jax.nn.sigmoid(-z)  # sigmoid(-z), not 1 - s: exact for large z
+    s, s_neg = _sigmoid_pair(z)
+    return s + z * s * s_neg
 
 
 @tangent_map
@@ -186,7 +192,7 @@ def silu(x: ArrayLike, *, beta: ArrayLike = 1.0) -> Array:
 
     Args:
       x: input array.
-      beta: a finite scalar.
+      beta: a finite scalar >= 0 (0 gives x / 2).
 
     Returns:
       An array of ``x``'s shape and (floating) dtype.
@@ -198,7 +204,7 @@ def silu(x: ArrayLike, *, beta: ArrayLike = 1.0) -> Array:
       >>> jax.grad(relujax.silu)(0.0)
       Array(0.5, dtype=float32, weak_type=True)
     """
-    _checks.check("silu", "beta", beta)
+    _checks.check("silu", "beta", beta, low=0.0)
     _checks.check_scalar("silu", "beta", beta)
     return _silu_site(x, beta)
 
@@ -209,9 +215,18 @@ swish = silu
 # --- mish -------------------------------------------------------------------------------------
 
 
+# mish'(x) = 1 to float64 precision beyond x = 20, and e^x stays far from overflow below it.
+_MISH_HIGH = 20.0
+
+
 def _mish_slope(x: Array) -> Array:
-    sp = jax.nn.softplus(x)
-    return jnp.tanh(sp) + x * _sech2(sp) * jax.nn.sigmoid(x)
+    # tanh(sp) + x sech^2(sp) sigmoid(x) with sp = softplus(x), from n = e^x alone: with
+    # w = n (n + 2), tanh(sp) = w / (w + 2) and sech^2(sp) = 4 (w + 1) / (w + 2)^2.
+    x = jnp.minimum(x, _MISH_HIGH)
+    n = jnp.exp(x)
+    w = n * (n + 2)
+    d = w + 2
+    return w / d + x * (4 * (w + 1) / (d * d)) * (n / (1 + n))
 
 
 @jax.custom_jvp

@@ -30,6 +30,7 @@ import relujax
         (lambda: relujax.shifted_relu(1.0, float("-inf")), "shifted_relu: shift must be finite"),
         (lambda: relujax.threshold(1.0, float("nan"), 0.0), "threshold: threshold must be finite"),
         (lambda: relujax.silu(1.0, beta=float("nan")), "silu: beta must be finite"),
+        (lambda: relujax.silu(1.0, beta=-1.0), "silu: beta must be >= 0"),
         (lambda: relujax.silu(1.0, beta=jnp.ones(2)), "silu: beta must be a scalar"),
         (lambda: relujax.softplus(1.0, beta=0.0), "softplus: beta must be > 0"),
         (lambda: relujax.softplus(1.0, threshold=float("nan")), "threshold must be finite"),
