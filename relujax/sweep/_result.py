@@ -16,7 +16,17 @@ from relujax.sweep._spec import Config
 
 
 def versions() -> dict[str, str]:
-    """Versions of the libraries a result depends on, and the backend it ran on."""
+    """Versions of the libraries a result depends on, and the backend it ran on.
+
+    Returns:
+      ``{"relujax", "jax", "jaxlib", "flax", "optax", "numpy", "python", "backend",
+      "device_count", "process_count"}`` mapped to strings.
+
+    Examples:
+      >>> from relujax import sweep
+      >>> sorted(sweep.versions())[:4]
+      ['backend', 'device_count', 'flax', 'jax']
+    """
     import platform
 
     import flax
@@ -84,6 +94,18 @@ class SweepResult:
         the strategy used, and :func:`versions`.
       final_params: per configuration, its trained ``nnx.Param`` state as NumPy arrays (None
         for results loaded from JSON).
+
+    Examples:
+      >>> import numpy as np
+      >>> from relujax import sweep
+      >>> r = sweep.SweepResult(
+      ...     configs=(sweep.Config("constant", 0.1),), steps=np.array([0, 10]),
+      ...     metrics={"test_loss": np.array([[2.5, np.nan]], np.float32)},
+      ...     diverged_step=np.array([10]), layer_sites=(("relu_0",),), meta={})
+      >>> r.diverged, r.to_dict()["runs"][0]["metrics"]
+      (array([ True]), {'test_loss': [2.5, None]})
+      >>> r.records()[1]["diverged"]
+      True
     """
 
     configs: tuple[Config, ...]

@@ -46,6 +46,11 @@ class ChunkInfo(NamedTuple):
       metrics: the metrics recorded so far (NaN where not yet recorded; not yet masked after
         divergence).
       diverged_step: ``int[K]``, -1 where not diverged.
+
+    Examples:
+      >>> from relujax import sweep
+      >>> sweep.ChunkInfo._fields
+      ('chunk', 'chunks', 'step', 'seconds', 'metrics', 'diverged_step')
     """
 
     chunk: int
@@ -286,6 +291,22 @@ def run(
       ValueError / TypeError: for unknown schedule, optimizer, activation or init names,
         empty grids, steps not divisible into chunks or evaluations, and datasets whose
         shapes do not fit together or the model, before anything is compiled.
+
+    Examples:
+      >>> from relujax import data, sweep
+      >>> ds = data.gaussian_mixture(n_train=256, n_test=64, dim=8, num_classes=3)
+      >>> configs = sweep.Grid(["constant"], [1e-2, 1e35]).configs()  # the second diverges
+      >>> kw = dict(steps=40, model=sweep.MLPSpec((16,)), batch_size=32, eval_every=10,
+      ...           probe_size=128)
+      >>> result = sweep.run(configs, ds, chunk_steps=10, strategy="map", **kw)
+      >>> result.steps, result.diverged_step
+      (array([ 0, 10, 20, 30, 40]), array([-1,  1]))
+      >>> result.metrics["test_accuracy"].round(3)
+      array([[0.516, 0.844, 0.969, 0.969, 0.969],
+             [0.516,   nan,   nan,   nan,   nan]], dtype=float32)
+      >>> loop = sweep.run_reference(configs, ds, **kw)  # one jitted step per Python step
+      >>> bool((loop.metrics["test_loss"][0] == result.metrics["test_loss"][0]).all())
+      True
     """
     # ---- validate everything first --------------------------------------------------------
     configs = as_configs(configs)
