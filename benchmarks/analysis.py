@@ -4,6 +4,7 @@ For an MLP 784-1024-1024-1024-10 and a small CNN (relujax.nn, ReLU), over 32 bat
 
   ratio = time(analysis.collect(model, batches)) / time(jitted forward over the same batches)
 
+for the default statistics and for moments=False (counts, firing and E|h| only),
 both as a Python loop of one jitted call per batch, compile excluded (each is run once before
 timing; collect reuses its compiled step across calls). Reported: the median of interleaved
 repeats. Memory: XLA's compiled temp bytes of a lax.scan over 8 and 32 batches of the
@@ -43,7 +44,7 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def overhead(model: nnx.Module, shape: tuple[int, ...], repeats: int) -> float:
+def overhead(model: nnx.Module, shape: tuple[int, ...], repeats: int) -> dict[str, float]:
     keys = jax.random.split(jax.random.key(1), N_BATCHES)
     batches = [jax.random.normal(k, shape) for k in keys]
     graphdef, state = nnx.split(model)
@@ -52,17 +53,23 @@ def overhead(model: nnx.Module, shape: tuple[int, ...], repeats: int) -> float:
     def run_forward():
         return [forward(state, b) for b in batches]
 
-    def run_collect():
-        return analysis.collect(model, batches)
-
-    run_forward(), run_collect()  # compile
-    t_fwd, t_col = [], []
-    for _ in range(repeats):
-        t_fwd.append(timed(run_forward))
-        t_col.append(timed(run_collect))
-    fwd, col = statistics.median(t_fwd), statistics.median(t_col)
-    print(f"  forward {fwd * 1e3:8.1f} ms   collect {col * 1e3:8.1f} ms   ratio {col / fwd:.3f}")
-    return col / fwd
+    runs = {
+        "forward": run_forward,
+        "collect": lambda: analysis.collect(model, batches),
+        "collect(moments=False)": lambda: analysis.collect(model, batches, moments=False),
+    }
+    for run in runs.values():  # compile
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):  # interleaved, so that load changes hit all alike
+        for name, run in runs.items():
+            times[name].append(timed(run))
+    med = {name: statistics.median(t) for name, t in times.items()}
+    ratios = {name: med[name] / med["forward"] for name in runs if name != "forward"}
+    for name, t in med.items():
+        extra = f"   ratio {ratios[name]:.3f}" if name in ratios else ""
+        print(f"  {name:24s} {t * 1e3:8.1f} ms{extra}")
+    return ratios
 
 
 def scan_temp_bytes(model: nnx.Module, shape: tuple[int, ...], n: int) -> int:
@@ -90,7 +97,10 @@ def main() -> None:
         ratios[name] = overhead(model, shape, args.repeats)
         mem = {n: scan_temp_bytes(model, shape, n) for n in (8, 32)}
         print(f"  scan temp bytes: 8 batches {mem[8]}, 32 batches {mem[32]}")
-    print(f"analysis overhead: mlp {ratios['mlp']:.2f}x, cnn {ratios['cnn']:.2f}x")
+    cheap = {name: r["collect(moments=False)"] for name, r in ratios.items()}
+    full = {name: r["collect"] for name, r in ratios.items()}
+    print(f"analysis overhead (moments=False): mlp {cheap['mlp']:.2f}x, cnn {cheap['cnn']:.2f}x")
+    print(f"analysis overhead: mlp {full['mlp']:.2f}x, cnn {full['cnn']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,28 @@ NONNEGATIVE: frozenset[str] = frozenset(
     }
 )
 
+#: Activations whose output is > 0 exactly where the input is > 0, so that firing can be
+#: counted on the output (prelu, shifted_relu, threshold, softplus-like ones are not).
+SIGN_PRESERVING: frozenset[str] = frozenset(
+    {
+        "relu",
+        "relu6",
+        "capped_relu",
+        "squared_relu",
+        "leaky_relu",
+        "rrelu",
+        "elu",
+        "selu",
+        "celu",
+        "gelu",
+        "silu",
+        "mish",
+        "hard_silu",
+        "hard_swish",
+        "hard_tanh",
+    }
+)
+
 _GELU_FILE = inspect.unwrap(jax.nn.gelu).__code__.co_filename
 
 
@@ -138,6 +160,11 @@ class Site:
     def nonnegative(self) -> bool:
         """Whether the activation's output is never negative (relu, relu6, softplus, ...)."""
         return self.function in NONNEGATIVE
+
+    @property
+    def sign_preserving(self) -> bool:
+        """Whether the output is > 0 exactly where the pre-activation is (relu, elu, gelu...)."""
+        return self.function in SIGN_PRESERVING
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,18 +21,23 @@ from relujax.analysis._stats import UnitStats
 
 
 class _StatsObserver(Observer):
-    def __init__(self, selected: Collection[str]):
+    def __init__(self, selected: Collection[str], moments: bool = True):
         self.selected = frozenset(selected)
+        self.moments = moments
 
     def empty(self, site: Site) -> UnitStats:
         return UnitStats.empty(site.units)
 
     def observe(self, acc, site, pre, out) -> None:
-        nonneg = site.nonnegative
+        kw = dict(
+            nonnegative=site.nonnegative,
+            sign_preserving=site.sign_preserving,
+            moments=self.moments,
+        )
         if pre is out:
-            batch = UnitStats.from_batch(out, nonnegative=nonneg)
+            batch = UnitStats.from_batch(out, **kw)
         else:
-            batch = UnitStats.from_batch(pre, out, nonnegative=nonneg)
+            batch = UnitStats.from_batch(pre, out, **kw)
         self.absorb(acc, site.name, batch)
 
     def absorb(self, acc, name, state) -> None:
@@ -128,6 +133,7 @@ def with_stats(
     sites: Selector | None = None,
     exclude: Selector | None = None,
     activations: Collection[str] | None = None,
+    moments: bool = True,
 ) -> Callable[..., tuple[Any, ModelStats]]:
     """Wraps ``fn`` to also return the per-unit statistics of this one call.
 
@@ -147,6 +153,10 @@ def with_stats(
       sites: which sites to observe: names, globs or compiled regexes (default: all).
       exclude: sites to leave out, in the same forms.
       activations: ``jit`` names treated as activations (default :func:`default_activations`).
+      moments: also the pre-activation and output moments, minimum and maximum (default).
+        ``False`` keeps counts, firing and ``E|h|`` only, which is all :func:`diagnose` needs
+        for dead, dormant, low-firing and always-active units, at one or two reductions per
+        site (see :meth:`UnitStats.from_batch`).
 
     Returns:
       A function returning ``(output, ModelStats)``.
@@ -174,7 +184,7 @@ def with_stats(
                 return m(*a, **k), nnx.state(m)
 
             (out, new_state), stats = with_stats(
-                pure, sites=sites, exclude=exclude, activations=activations
+                pure, sites=sites, exclude=exclude, activations=activations, moments=moments
             )(state, *args, **kwargs)
             old, new = jax.tree.leaves(state), jax.tree.leaves(new_state)
             if len(old) != len(new) or any(a is not b for a, b in zip(old, new, strict=False)):
@@ -186,7 +196,7 @@ def with_stats(
     def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, ModelStats]:
         traced = _trace(fn, args, kwargs, activations)
         chosen = select(traced.plan.sites, sites, exclude)
-        obs = _StatsObserver(s.name for s in chosen)
+        obs = _StatsObserver([s.name for s in chosen], moments)
         acc: dict[str, UnitStats] = {}
         outs = _capture.evaluate(traced.plan, traced.plan.consts, traced.dynamic, acc, obs)
         stats = ModelStats((s.name, acc[s.name]) for s in chosen)
@@ -218,6 +228,7 @@ def collect(
     activations: Collection[str] | None = None,
     stacked: bool | None = None,
     init: ModelStats | None = None,
+    moments: bool = True,
 ) -> ModelStats:
     """Per-unit statistics of every activation site of ``fn``, over all ``batches``.
 
@@ -252,6 +263,9 @@ def collect(
       stacked: force (True) or forbid (False) the stacked interpretation of ``batches``;
         by default arrays and mappings are stacked and everything else is an iterable.
       init: statistics to continue from (same sites).
+      moments: also moments, minimum and maximum (default); ``False`` keeps counts, firing
+        and ``E|h|`` only, the cheapest pass that still supports :func:`diagnose`'s dead,
+        dormant, low-firing and always-active findings (pre-activation mean/std become NaN).
 
     Returns:
       A :class:`ModelStats`, ordered like the sites in ``fn``.
@@ -278,13 +292,13 @@ def collect(
     if stacked is None:
         stacked = isinstance(batches, (jax.Array, np.ndarray, Mapping))
     if stacked:
-        return _collect_stacked(fn, batches, sites, exclude, activations, init)
+        return _collect_stacked(fn, batches, sites, exclude, activations, init, moments)
     if isinstance(batches, (str, bytes)) or not isinstance(batches, Iterable):
         raise TypeError(
             "batches must be an iterable of batches or a stacked array/pytree with a leading "
             f"batch axis; got {type(batches).__name__}."
         )
-    return _collect_iterable(fn, batches, sites, exclude, activations, init)
+    return _collect_iterable(fn, batches, sites, exclude, activations, init, moments)
 
 
 _STEPS: collections.OrderedDict[Any, Callable[..., Any]] = collections.OrderedDict()
@@ -304,7 +318,7 @@ def _cached(key: Any, make: Callable[[], Callable[..., Any]]) -> Callable[..., A
     return fn
 
 
-def _prepare(fn, spec_batch, sites, exclude, activations, init):
+def _prepare(fn, spec_batch, sites, exclude, activations, init, moments):
     """Traces ``fn``; returns (consts, initial carry, cache key, step)."""
     traced = _trace(fn, (spec_batch,), {}, activations)
     chosen = select(traced.plan.sites, sites, exclude)
@@ -324,10 +338,10 @@ def _prepare(fn, spec_batch, sites, exclude, activations, init):
     consts = traced.plan.consts
     # The step must not keep the model's parameters alive in the cache: they are arguments.
     plan = dataclasses.replace(traced.plan, consts=[])
-    obs = _StatsObserver(names)
+    obs = _StatsObserver(names, moments)
     # The printed jaxpr holds every primitive, parameter, literal and input type; with the
     # site names it identifies the step (consts enter as arguments, never as constants).
-    key = (str(plan.jaxpr), tuple((s.name, s.shape) for s in chosen))
+    key = (str(plan.jaxpr), tuple((s.name, s.shape) for s in chosen), moments)
 
     def step(consts, carry, leaves):
         acc: dict[str, UnitStats] = {}
@@ -337,7 +351,7 @@ def _prepare(fn, spec_batch, sites, exclude, activations, init):
     return consts, carry, key, step
 
 
-def _collect_iterable(fn, batches, sites, exclude, activations, init) -> ModelStats:
+def _collect_iterable(fn, batches, sites, exclude, activations, init, moments) -> ModelStats:
     iterator = iter(batches)
     try:
         first = next(iterator)
@@ -345,7 +359,7 @@ def _collect_iterable(fn, batches, sites, exclude, activations, init) -> ModelSt
         raise ValueError("collect: batches is empty; give at least one batch.") from None
     treedef, sig = _signature(first)
     spec = jax.tree.unflatten(treedef, [_spec(s) for s in sig])
-    consts, carry, key, step = _prepare(fn, spec, sites, exclude, activations, init)
+    consts, carry, key, step = _prepare(fn, spec, sites, exclude, activations, init, moments)
     jit_step = _cached(("loop", *key), lambda: jax.jit(step, donate_argnums=(1,)))
     # Fresh buffers: the carry is donated, and empty() / a user's init may share arrays.
     carry = jax.tree.map(lambda a: jnp.array(a, copy=True), carry)
@@ -362,7 +376,7 @@ def _collect_iterable(fn, batches, sites, exclude, activations, init) -> ModelSt
     return carry
 
 
-def _collect_stacked(fn, batches, sites, exclude, activations, init) -> ModelStats:
+def _collect_stacked(fn, batches, sites, exclude, activations, init, moments) -> ModelStats:
     leaves, treedef = jax.tree.flatten(batches)
     if not leaves:
         raise ValueError("collect: batches has no arrays.")
@@ -377,7 +391,7 @@ def _collect_stacked(fn, batches, sites, exclude, activations, init) -> ModelSta
         raise ValueError("collect: batches is empty (leading axis of size 0).")
     _, sig = _signature(batches)
     spec = jax.tree.unflatten(treedef, [_spec((s[1:], d)) for s, d in sig])
-    consts, carry, key, step = _prepare(fn, spec, sites, exclude, activations, init)
+    consts, carry, key, step = _prepare(fn, spec, sites, exclude, activations, init, moments)
 
     def make():
         @jax.jit

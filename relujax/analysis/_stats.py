@@ -95,7 +95,13 @@ class UnitStats(NamedTuple):
 
     @classmethod
     def from_batch(
-        cls, pre: ArrayLike, out: ArrayLike | None = None, *, nonnegative: bool = False
+        cls,
+        pre: ArrayLike,
+        out: ArrayLike | None = None,
+        *,
+        nonnegative: bool = False,
+        sign_preserving: bool = False,
+        moments: bool = True,
     ) -> UnitStats:
         """Statistics of one batch, pooling every axis but the last.
 
@@ -113,6 +119,15 @@ class UnitStats(NamedTuple):
             (a tagged array, whose units fire when positive).
           nonnegative: promise that finite outputs are never negative (the ReLUs, softplus):
             then ``E|h| = E[h]``, saving one pass.
+          sign_preserving: promise that ``out > 0`` exactly where ``pre > 0`` (ReLU, leaky
+            ReLU, ELU, GELU, SiLU, ...): firing is then counted on the output, so that with
+            ``moments=False`` the pre-activation is never read.
+          moments: also the moments, minimum and maximum (default). ``False`` keeps only what
+            the dead/dormant diagnosis needs (counts, firing, ``E|h|``), one or two passes
+            over the output instead of about seven; the moment fields are then NaN. In this
+            mode non-finite values are detected through the output and the firing sum only
+            (a pre-activation of ``-inf`` whose output is finite counts as a silent sample),
+            and with ``sign_preserving`` the pre-activation is not read at all.
 
         Returns:
           A ``UnitStats`` whose fields have shape ``(units,)``. Statistics are computed in
@@ -141,7 +156,13 @@ class UnitStats(NamedTuple):
         # No reshape to (rows, units): reducing over the leading axes in place lets XLA keep a
         # single materialization of the pre-activation (a reshape adds a copy on CPU).
         # One jitted program: inlined under an outer jit, one compile per shape when eager.
-        return _from_batch(x, None if same else y, nonnegative=nonnegative)
+        return _from_batch(
+            x,
+            None if same else y,
+            nonnegative=nonnegative,
+            sign_preserving=sign_preserving,
+            moments=moments,
+        )
 
     def merge(self, other: UnitStats) -> UnitStats:
         r"""Statistics of the union of the samples behind ``self`` and ``other``.
@@ -230,31 +251,48 @@ def _is_zero(c: Count) -> Array:
     return (c.hi == 0) & (c.lo == 0)
 
 
-def _fast(x: Array, y: Array, *, same: bool, nonnegative: bool) -> UnitStats:
-    """Unmasked statistics of finite ``(rows, units)`` arrays: one plain reduction each."""
+def _fast(
+    x: Array, y: Array, *, same: bool, nonnegative: bool, sign_preserving: bool, moments: bool
+) -> tuple[UnitStats, Array]:
+    """Unmasked statistics of finite arrays, one plain reduction each; and the sums whose
+    finiteness shows that every value was finite."""
     axes = tuple(range(x.ndim - 1))
     units = x.shape[-1]
     rows = math.prod(x.shape[:-1])
     r = jnp.float32(max(rows, 1))
-    s1, s2 = jnp.sum(x, axis=axes), jnp.sum(x * x, axis=axes)
-    t1, t2 = (s1, s2) if same else (jnp.sum(y, axis=axes), jnp.sum(y * y, axis=axes))
+    positive = jnp.maximum(y if sign_preserving or same else x, 0.0)
     if rows < 2**24:  # counts of 1.0s are exact in float32 below 2**24
-        firing = Count.of(jnp.sum(jnp.sign(jnp.maximum(x, 0.0)), axis=axes).astype(jnp.int32))
+        fire_sum = jnp.sum(jnp.sign(positive), axis=axes)
+        firing = Count.of(fire_sum.astype(jnp.int32))
     else:
-        firing = Count.of(jnp.sum(x > 0, axis=axes, dtype=jnp.int32))
-    pre_mean, out_mean = s1 / r, t1 / r
-    return UnitStats(
+        fire_sum = jnp.sum(positive, axis=axes)  # only for the finiteness check
+        firing = Count.of(jnp.sum(positive > 0, axis=axes, dtype=jnp.int32))
+    t1 = jnp.sum(y, axis=axes) if nonnegative or moments else None
+    abs_mean = t1 / r if nonnegative else jnp.sum(jnp.abs(y), axis=axes) / r
+    common = dict(
         count=Count.of(jnp.full((units,), rows, jnp.uint32)),
         firing=firing,
         nonfinite=Count.zeros((units,)),
+        out_abs_mean=abs_mean,
+    )
+    if not moments:
+        nan = jnp.full((units,), jnp.nan, jnp.float32)
+        stats = UnitStats(**common, pre_mean=nan, pre_m2=nan, pre_min=nan, pre_max=nan,
+                          out_mean=nan, out_m2=nan)  # fmt: skip
+        return stats, jnp.stack([abs_mean, fire_sum])
+    s1, s2 = jnp.sum(x, axis=axes), jnp.sum(x * x, axis=axes)
+    t2 = s2 if same else jnp.sum(y * y, axis=axes)
+    pre_mean, out_mean = s1 / r, t1 / r
+    stats = UnitStats(
+        **common,
         pre_mean=pre_mean,
         pre_m2=jnp.maximum(s2 - pre_mean * s1, 0.0),
         pre_min=jnp.min(x, axis=axes),
         pre_max=jnp.max(x, axis=axes),
         out_mean=out_mean,
         out_m2=jnp.maximum(t2 - out_mean * t1, 0.0),
-        out_abs_mean=out_mean if nonnegative else jnp.sum(jnp.abs(y), axis=axes) / r,
     )
+    return stats, jnp.stack([s1, s2, t1, t2, abs_mean])
 
 
 def _masked(x: Array, y: Array) -> UnitStats:
@@ -281,16 +319,31 @@ def _masked(x: Array, y: Array) -> UnitStats:
     )
 
 
-@functools.partial(jax.jit, static_argnames=("nonnegative",))
-def _from_batch(x: Array, y: Array | None, *, nonnegative: bool) -> UnitStats:
+@functools.partial(jax.jit, static_argnames=("nonnegative", "sign_preserving", "moments"))
+def _from_batch(
+    x: Array, y: Array | None, *, nonnegative: bool, sign_preserving: bool, moments: bool
+) -> UnitStats:
     same = y is None
+    if not moments and sign_preserving and not same:
+        # Everything needed is in the output: never touch (and so never materialize) the
+        # pre-activation, which XLA may otherwise keep only inside a fused kernel.
+        x, y, same = y, None, True
     x = lax.stop_gradient(x).astype(jnp.float32)
     y = x if same else lax.stop_gradient(y).astype(jnp.float32)
-    fast = _fast(x, y, same=same, nonnegative=nonnegative)
-    sums = (fast.pre_mean, fast.pre_m2, fast.out_mean, fast.out_m2, fast.out_abs_mean)
-    ok = jnp.all(jnp.isfinite(jnp.stack(sums)))
+    fast, sums = _fast(
+        x, y, same=same, nonnegative=nonnegative, sign_preserving=sign_preserving, moments=moments
+    )
     units = x.shape[-1]
-    return lax.cond(ok, lambda: fast, lambda: _masked(x.reshape(-1, units), y.reshape(-1, units)))
+
+    def masked() -> UnitStats:
+        out = _masked(x.reshape(-1, units), y.reshape(-1, units))
+        if moments:
+            return out
+        nan = jnp.full((units,), jnp.nan, jnp.float32)
+        return out._replace(pre_mean=nan, pre_m2=nan, pre_min=nan, pre_max=nan, out_mean=nan,
+                            out_m2=nan)  # fmt: skip
+
+    return lax.cond(jnp.all(jnp.isfinite(sums)), lambda: fast, masked)
 
 
 @jax.jit

@@ -64,6 +64,20 @@ def test_streaming_equals_one_pass(batches):
     assert_stats_close(stats, REFERENCE)
 
 
+def test_without_moments_matches_counts_firing_and_abs_mean():
+    stats = analysis.collect(F, BATCHES, moments=False)
+    for name, want in REFERENCE.items():
+        got = stats[name]
+        chex.assert_trees_all_close(
+            (got.count, got.firing, got.nonfinite, got.out_abs_mean),
+            (want.count, want.firing, want.nonfinite, want.out_abs_mean),
+            rtol=2e-5,
+        )
+        assert np.isnan(got.pre_mean).all()
+    rep = analysis.diagnose(stats)
+    np.testing.assert_array_equal(rep["relu_0"].dead, REFERENCE["relu_0"].dead)
+
+
 def test_pytree_batches_stacked_and_iterable():
     def f(batch):
         return F(batch["x"]) * batch["scale"][:, None]

@@ -136,9 +136,30 @@ def test_all_nonfinite_unit_is_neither_dead_nor_active():
 def test_fast_path_equals_masked_path_on_finite_data():
     x = jax.random.normal(jax.random.key(2), (64, 5)) - 0.5
     y = jax.nn.elu(x)
-    fast = _fast(x, y, same=False, nonnegative=False)
-    masked = _masked(x, y)
-    chex.assert_trees_all_close(fast, masked, rtol=1e-5, atol=1e-5)
+    for sign_preserving in (False, True):
+        fast, _ = _fast(
+            x, y, same=False, nonnegative=False, sign_preserving=sign_preserving, moments=True
+        )
+        chex.assert_trees_all_close(fast, _masked(x, y), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [None, jnp.nan])
+def test_without_moments_keeps_counts_firing_and_abs_mean(bad):
+    x = jax.random.normal(jax.random.key(6), (16, 3))
+    if bad is not None:
+        x = x.at[3, 1].set(bad)
+    y = jax.nn.leaky_relu(x)
+    full = UnitStats.from_batch(x, y)
+    for kw in ({}, {"sign_preserving": True}):
+        cheap = UnitStats.from_batch(x, y, moments=False, **kw)
+        for field in ("count", "firing", "nonfinite", "out_abs_mean"):
+            chex.assert_trees_all_close(getattr(cheap, field), getattr(full, field), rtol=1e-6)
+        for field in ("pre_mean", "pre_m2", "pre_min", "pre_max", "out_mean", "out_m2"):
+            assert np.isnan(getattr(cheap, field)).all()
+    # merging keeps the moment fields NaN and the counts exact
+    twice = cheap.merge(cheap)
+    np.testing.assert_array_equal(twice.firing.to_numpy(), 2 * full.firing.to_numpy())
+    assert np.isnan(twice.pre_mean).all()
 
 
 def test_empty_is_the_identity_of_merge():
