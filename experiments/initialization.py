@@ -1,0 +1,364 @@
+"""Initialization and dead ReLUs: He vs Xavier vs LeCun vs small std vs negative bias vs RAI.
+
+``python -m experiments.initialization [--quick | --full] [--out DIR] [--seed N]``
+
+Part 1 (shallow). ReLU MLPs (3 hidden layers) on MNIST-1D, trained with SGD + momentum 0.9,
+initialized with He normal, Xavier (Glorot) normal, LeCun normal, a small-std normal
+N(0, 0.01^2), He normal with a negative bias (-1), and RAI (Lu et al. 2020). Dead units (never
+positive on a probe set of 1024 training examples) are measured at initialization and after
+training, with the test accuracy. The seed documents claim bad initializations kill ReLUs
+and that He/Xavier prevent it.
+
+Part 2 (deep). A plain 30-hidden-layer ReLU MLP (no normalization, no skip connections),
+He vs Xavier: He, Zhang, Ren and Sun ("Delving Deep into Rectifiers", 2015, Fig. 3) report
+that their 30-layer plain net converges with He init and stalls with Xavier.
+
+Outputs: ``results.json``, ``summary.md``, ``dead_by_init.png`` (dead fraction at init and
+after training per initializer), ``accuracy_by_init.png``, ``deep_plain_net.png`` (test
+loss and accuracy vs step, He vs Xavier, 30 layers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+import relujax
+from experiments import _common
+from experiments import _population as pop
+
+NAME = "initialization"
+LN10 = math.log(10.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """Sizes of one scale of the experiment."""
+
+    num_samples: int
+    seeds: tuple[int, ...]
+    hidden: tuple[int, ...]
+    steps: int
+    eval_every: int
+    lr: float
+    deep_width: int
+    deep_depth: int
+    deep_steps: int
+    deep_eval_every: int
+    deep_lr: float
+    deep_seeds: tuple[int, ...]
+    batch_size: int = 128
+    #: XLA optimization level 0 (faster compilation): for the smoke run.
+    fast_compile: bool = False
+
+
+SCALES = {
+    "quick": Scale(
+        num_samples=600,
+        seeds=(0,),
+        hidden=(16, 16),
+        steps=20,
+        eval_every=10,
+        lr=0.01,
+        deep_width=8,
+        deep_depth=6,
+        deep_steps=10,
+        deep_eval_every=10,
+        deep_lr=0.01,
+        deep_seeds=(0,),
+        batch_size=32,
+        fast_compile=True,
+    ),
+    "default": Scale(
+        num_samples=5000,
+        seeds=(0, 1, 2),
+        hidden=(128, 128, 128),
+        steps=2000,
+        eval_every=200,
+        lr=0.01,
+        deep_width=64,
+        deep_depth=30,
+        deep_steps=1500,
+        deep_eval_every=100,
+        deep_lr=0.01,
+        deep_seeds=(0, 1),
+    ),
+    "full": Scale(
+        num_samples=10000,
+        seeds=(0, 1, 2, 3, 4),
+        hidden=(256, 256, 256),
+        steps=6000,
+        eval_every=300,
+        lr=0.01,
+        deep_width=128,
+        deep_depth=30,
+        deep_steps=6000,
+        deep_eval_every=300,
+        deep_lr=0.01,
+        deep_seeds=(0, 1, 2),
+    ),
+}
+
+#: label -> (kernel_init, bias_init)
+INITS = {
+    "He normal": ("he_normal", None),
+    "Xavier normal": ("xavier_normal", None),
+    "LeCun normal": ("lecun_normal", None),
+    "small std N(0, 0.01^2)": (relujax.init.normal(0.01), None),
+    "He + bias -1": ("he_normal", relujax.init.constant(-1.0)),
+    "RAI": ("rai", None),
+}
+
+
+def _shallow(scale: Scale, data: relujax.data.Dataset, seed: int) -> tuple[list, dict]:
+    arms = [
+        pop.Arm(label, kernel_init=k, bias_init=b, lr=scale.lr, seed=seed + s)
+        for label, (k, b) in INITS.items()
+        for s in scale.seeds
+    ]
+    print(f"[{NAME}] part 1: {len(arms)} runs of MLP {scale.hidden} x {scale.steps} steps")
+    res = pop.train(
+        arms,
+        [data],
+        hidden=scale.hidden,
+        steps=scale.steps,
+        eval_every=scale.eval_every,
+        batch_size=scale.batch_size,
+        optimizer="momentum",
+        progress=f"[{NAME}]",
+        fast_compile=scale.fast_compile,
+    )
+    return arms, res
+
+
+def _deep(scale: Scale, data: relujax.data.Dataset, seed: int) -> tuple[list, dict]:
+    hidden = (scale.deep_width,) * scale.deep_depth
+    arms = [
+        pop.Arm(label, kernel_init=k, lr=scale.deep_lr, seed=seed + s)
+        for label, k in (("He normal", "he_normal"), ("Xavier normal", "xavier_normal"))
+        for s in scale.deep_seeds
+    ]
+    print(
+        f"[{NAME}] part 2: {len(arms)} runs of a plain {scale.deep_depth}-layer MLP "
+        f"(width {scale.deep_width}) x {scale.deep_steps} steps"
+    )
+    res = pop.train(
+        arms,
+        [data],
+        hidden=hidden,
+        steps=scale.deep_steps,
+        eval_every=scale.deep_eval_every,
+        batch_size=scale.batch_size,
+        optimizer="momentum",
+        progress=f"[{NAME}]",
+        fast_compile=scale.fast_compile,
+    )
+    return arms, res
+
+
+def _fmt(mean: float, std: float) -> str:
+    return "nan" if not math.isfinite(mean) else f"{mean:.1%} ± {std:.1%}"
+
+
+def _shallow_rows(arms, res, hidden) -> tuple[list[list], dict[str, dict]]:
+    dead = pop.unit_fraction(res["dead"], hidden)  # [K, E]
+    labels = np.array([a.label for a in arms])
+    he = labels == "He normal"
+    he_acc = pop.mean_std(res["test_accuracy"][he, -1])[0]
+    rows, per = [], {}
+    for label in INITS:
+        sel = labels == label
+        d0 = pop.mean_std(dead[sel, 0])
+        d1 = pop.mean_std(dead[sel, -1])
+        acc = pop.mean_std(res["test_accuracy"][sel, -1])
+        per_layer0 = np.nanmean(res["dead"][sel, 0], axis=0)
+        per[label] = {
+            "dead_init": d0,
+            "dead_final": d1,
+            "accuracy": acc,
+            "dead_init_per_layer": per_layer0,
+        }
+        if d0[0] > 0.05:
+            born = f"kills {d0[0]:.0%} of the units before any training step"
+            if per_layer0[-1] > per_layer0[0] + 0.05:
+                born += " (more in deeper layers)"
+        else:
+            born = "kills almost no unit at initialization"
+        if d1[0] > d0[0] + 0.05:
+            train = f"training kills more ({d1[0]:.0%})"
+        elif d1[0] < d0[0] - 0.05:
+            train = f"training revives some ({d1[0]:.0%} left)"
+        else:
+            train = f"training leaves it at {d1[0]:.0%}"
+        if acc[0] < he_acc - 0.05:
+            outcome = f"and accuracy falls short of He's ({acc[0]:.3f} vs {he_acc:.3f})"
+        else:
+            outcome = f"with accuracy on par with He's ({acc[0]:.3f} vs {he_acc:.3f})"
+        rows.append(
+            [
+                label,
+                _fmt(*d0),
+                _fmt(*d1),
+                f"{acc[0]:.3f} ± {acc[1]:.3f}",
+                f"It {born}; {train}, {outcome}.",
+            ]
+        )
+    return rows, per
+
+
+def _deep_rows(arms, res, scale: Scale) -> tuple[list[list], dict[str, dict]]:
+    hidden = (scale.deep_width,) * scale.deep_depth
+    dead = pop.unit_fraction(res["dead"], hidden)
+    labels = np.array([a.label for a in arms])
+    rows, per = [], {}
+    for label in ("He normal", "Xavier normal"):
+        sel = labels == label
+        loss = pop.mean_std(res["test_loss"][sel, -1])
+        acc = pop.mean_std(res["test_accuracy"][sel, -1])
+        loss_curve = np.nanmean(res["test_loss"][sel], axis=0)
+        moved = float(loss_curve[0] - np.nanmin(loss_curve))
+        stalled = bool(loss[0] > LN10 - 0.05 and moved < 0.05)
+        d0, d1 = pop.mean_std(dead[sel, 0]), pop.mean_std(dead[sel, -1])
+        per[label] = {"loss": loss, "accuracy": acc, "stalled": stalled}
+        if stalled:
+            verdict = (
+                f"Stalls: the test loss stays at ln 10 = {LN10:.2f} (chance) for "
+                f"{scale.deep_steps} steps, as He et al. report for Xavier."
+            )
+        elif acc[0] > 0.2:
+            verdict = f"Trains: the test loss falls to {loss[0]:.2f}."
+        else:
+            verdict = f"Barely moves: loss {loss[0]:.2f}, accuracy {acc[0]:.3f}."
+        rows.append(
+            [
+                label,
+                f"{loss[0]:.3f} ± {loss[1]:.3f}",
+                f"{acc[0]:.3f} ± {acc[1]:.3f}",
+                _fmt(*d0),
+                _fmt(*d1),
+                verdict,
+            ]
+        )
+    return rows, per
+
+
+def _figures(out, scale: Scale, shallow, deep) -> list[str]:
+    plt = _common.pyplot()
+    arms, res = shallow
+    labels = np.array([a.label for a in arms])
+    dead = pop.unit_fraction(res["dead"], scale.hidden)
+    names = list(INITS)
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for offset, (e, what) in zip(
+        (-0.2, 0.2), ((0, "at init"), (-1, "after training")), strict=True
+    ):
+        means = [np.nanmean(dead[labels == n, e]) for n in names]
+        stds = [np.nanstd(dead[labels == n, e]) for n in names]
+        ax.bar(x + offset, 100 * np.asarray(means), 0.4, yerr=100 * np.asarray(stds), label=what)
+    ax.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("dead hidden units (%)")
+    ax.set_title(f"ReLU MLP {scale.hidden}, MNIST-1D, SGD+momentum, {scale.steps} steps")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "dead_by_init.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for n in names:
+        ax.plot(res["steps"], np.nanmean(res["test_accuracy"][labels == n], axis=0), label=n)
+    ax.set_xlabel("step")
+    ax.set_ylabel("test accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_by_init.png", dpi=120)
+    plt.close(fig)
+
+    arms_d, res_d = deep
+    labels_d = np.array([a.label for a in arms_d])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for n in ("He normal", "Xavier normal"):
+        sel = labels_d == n
+        for k in np.flatnonzero(sel):
+            color = "C0" if n == "He normal" else "C3"
+            axes[0].plot(res_d["steps"], res_d["test_loss"][k], alpha=0.8, color=color)
+        axes[1].plot(res_d["steps"], np.nanmean(res_d["test_accuracy"][sel], axis=0), label=n)
+    axes[0].axhline(LN10, color="gray", ls=":", label="ln 10 (chance)")
+    axes[0].set_ylabel("test loss (each seed)")
+    axes[1].set_ylabel("test accuracy (mean)")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[1].legend()
+    fig.suptitle(
+        f"Plain {scale.deep_depth}-layer ReLU MLP (width {scale.deep_width}), SGD+momentum"
+    )
+    fig.tight_layout()
+    fig.savefig(out / "deep_plain_net.png", dpi=120)
+    plt.close(fig)
+    return ["dead_by_init.png", "accuracy_by_init.png", "deep_plain_net.png"]
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """Runs the experiment; returns the payload written to ``results.json``."""
+    started = time.time()
+    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv)
+    scale = SCALES[args.scale]
+    data = relujax.data.mnist1d(num_samples=scale.num_samples)
+    shallow = _shallow(scale, data, args.seed)
+    deep = _deep(scale, data, args.seed)
+    rows, per_init = _shallow_rows(*shallow, scale.hidden)
+    deep_rows, per_deep = _deep_rows(*deep, scale)
+    figures = _figures(args.out, scale, shallow, deep)
+
+    def runs(arms, res):
+        return [
+            {
+                "arm": dataclasses.asdict(a)
+                | {"kernel_init": str(a.kernel_init), "bias_init": str(a.bias_init)},
+                **{k: res[k][i] for k in ("dead", "dormant", "test_accuracy", "test_loss")},
+            }
+            for i, a in enumerate(arms)
+        ]
+
+    payload = {
+        "sizes": dataclasses.asdict(scale),
+        "steps": shallow[1]["steps"],
+        "deep_steps": deep[1]["steps"],
+        "shallow": {"runs": runs(*shallow), "by_init": per_init, "seconds": shallow[1]["seconds"]},
+        "deep": {"runs": runs(*deep), "by_init": per_deep, "seconds": deep[1]["seconds"]},
+        "figures": figures,
+    }
+    _common.write_results(args, payload, started=started)
+    text = "\n\n".join(
+        [
+            f"# {NAME}: initialization and dead ReLUs ({args.scale} scale)",
+            f"## Part 1: ReLU MLP {scale.hidden} on MNIST-1D",
+            f"SGD + momentum 0.9, lr {scale.lr:g}, batch {scale.batch_size}, {scale.steps} "
+            f"steps, {len(scale.seeds)} seed(s) (mean ± std). Dead = pre-activation never "
+            "positive on 1024 training examples, as a fraction of all hidden units.",
+            _common.markdown_table(
+                ("init", "dead at init", "dead after training", "test acc", "finding"), rows
+            ),
+            f"## Part 2: plain {scale.deep_depth}-layer ReLU MLP (width {scale.deep_width})",
+            f"SGD + momentum 0.9, lr {scale.deep_lr:g}, {scale.deep_steps} steps, "
+            f"{len(scale.deep_seeds)} seed(s); He et al. (2015): He converges, Xavier stalls.",
+            _common.markdown_table(
+                ("init", "final test loss", "test acc", "dead at init", "dead after", "finding"),
+                deep_rows,
+            ),
+            f"Figures: {', '.join(figures)}. Wall time {time.time() - started:.0f} s.",
+        ]
+    )
+    _common.write_summary(args, text)
+    return payload
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""Input shift and dead ReLUs: Gaussian-mixture inputs shifted by m, raw or standardized.
+
+``python -m experiments.input_shift [--quick | --full] [--out DIR] [--seed N]``
+
+Seed document 000 (section 2.2) claims that inputs skewed towards negative values kill ReLUs.
+The inputs of :func:`relujax.data.gaussian_mixture` (4 classes in 16 dimensions) are shifted
+by ``m`` in every coordinate, for m from -8 to 8; MLPs (He init) with ReLU and LeakyReLU (slope
+0.01) are trained with Adam on the raw shifted inputs and on inputs standardized again with
+the training mean and standard deviation. Dead units (pre-activation never positive on 1024
+training examples) are measured at initialization and after training, in the first hidden
+layer (where the shift acts: a unit's pre-activation moves by ``m * sum(w)``) and overall.
+Positive shifts are included to test whether the sign matters: with a symmetric
+initialization, ``sum(w)`` is as often positive as negative.
+
+Outputs: ``results.json``, ``summary.md``, ``dead_vs_shift.png`` and ``accuracy_vs_shift.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+import relujax
+from experiments import _common
+from experiments import _population as pop
+
+NAME = "input_shift"
+ACTIVATIONS = ("relu", "leaky_relu")
+PREPROCESSING = ("raw", "standardized")
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """Sizes of one scale of the experiment."""
+
+    shifts: tuple[float, ...]
+    seeds: tuple[int, ...]
+    hidden: tuple[int, ...]
+    steps: int
+    eval_every: int
+    lr: float
+    n_train: int
+    n_test: int
+    batch_size: int = 128
+    #: XLA optimization level 0 (faster compilation): for the smoke run.
+    fast_compile: bool = False
+
+
+SCALES = {
+    "quick": Scale(
+        shifts=(-4.0, 0.0),
+        seeds=(0,),
+        hidden=(8,),
+        steps=20,
+        eval_every=10,
+        lr=3e-3,
+        n_train=256,
+        n_test=128,
+        batch_size=32,
+        fast_compile=True,
+    ),
+    "default": Scale(
+        shifts=(-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0),
+        seeds=(0, 1, 2),
+        hidden=(64, 64),
+        steps=1500,
+        eval_every=150,
+        lr=3e-3,
+        n_train=4096,
+        n_test=1024,
+    ),
+    "full": Scale(
+        shifts=(-16.0, -8.0, -4.0, -2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+        seeds=(0, 1, 2, 3, 4),
+        hidden=(128, 128, 128),
+        steps=5000,
+        eval_every=250,
+        lr=3e-3,
+        n_train=16384,
+        n_test=4096,
+    ),
+}
+
+
+def _standardized(ds: relujax.data.Dataset) -> relujax.data.Dataset:
+    mean = ds.x_train.mean(axis=0, dtype=np.float64)
+    std = ds.x_train.std(axis=0, dtype=np.float64)
+    std = np.where(std > 0, std, 1.0)
+    return ds._replace(
+        x_train=((ds.x_train - mean) / std).astype(np.float32),
+        x_test=((ds.x_test - mean) / std).astype(np.float32),
+    )
+
+
+def datasets(scale: Scale, seed: int) -> list[tuple[float, str, relujax.data.Dataset]]:
+    """``(shift, preprocessing, dataset)`` for every shift, raw and standardized."""
+    out = []
+    for m in scale.shifts:
+        raw = relujax.data.gaussian_mixture(
+            n_train=scale.n_train, n_test=scale.n_test, mean_shift=m, seed=seed
+        )
+        out.append((m, "raw", raw))
+        out.append((m, "standardized", _standardized(raw)))
+    return out
+
+
+def _cell(arms, res, hidden, act, prep, shift, e):
+    """(first-layer dead, all-units dead, accuracy) means over seeds at evaluation ``e``."""
+    sel = np.array(
+        [a.activation == act and a.label == f"{prep} {shift:g}" for a in arms], dtype=bool
+    )
+    first = float(np.nanmean(res["dead"][sel, e, 0]))
+    total = float(np.nanmean(pop.unit_fraction(res["dead"][sel, e], hidden)))
+    acc = float(np.nanmean(res["test_accuracy"][sel, e]))
+    return first, total, acc
+
+
+def _finding(act: str, prep: str, init_first: dict, end_first: dict, acc: dict) -> str:
+    lo, hi = min(init_first), max(init_first)
+    base = end_first[0.0]
+    neg, pos = end_first[lo], end_first[hi]
+    if prep == "standardized":
+        spread = max(end_first.values()) - min(end_first.values())
+        return (
+            "Standardization undoes the shift: the dead fraction is the same at every m "
+            f"(spread {spread:.1%}) and accuracy stays at {min(acc.values()):.3f} or above."
+        )
+    verb = "kills" if act == "relu" else "silences (never positive, still a 0.01 gradient)"
+    parts = []
+    if neg > base + 0.1:
+        parts.append(
+            f"the shift {verb} first-layer units: {init_first[lo]:.0%} at init and "
+            f"{neg:.0%} after training at m = {lo:g}, vs {base:.0%} at m = 0"
+        )
+    else:
+        parts.append(
+            f"a shift of {lo:g} leaves the first layer about as alive as m = 0 "
+            f"({neg:.0%} vs {base:.0%} never positive after training)"
+        )
+    if hi > 0:
+        if abs(pos - neg) < 0.1:
+            parts.append(
+                f"a positive shift (m = {hi:g}) does the same ({pos:.0%}): the sign does not matter"
+            )
+        else:
+            parts.append(f"a positive shift (m = {hi:g}) gives {pos:.0%}")
+    return "; ".join(parts).capitalize() + f"; accuracy {acc[lo]:.3f} at m = {lo:g}."
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    """Runs the experiment; returns the payload written to ``results.json``."""
+    started = time.time()
+    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv)
+    scale = SCALES[args.scale]
+    data = datasets(scale, args.seed)
+    arms = [
+        pop.Arm(f"{prep} {m:g}", activation=act, lr=scale.lr, data=d, seed=args.seed + s)
+        for act in ACTIVATIONS
+        for d, (m, prep, _) in enumerate(data)
+        for s in scale.seeds
+    ]
+    print(
+        f"[{NAME}] {len(arms)} runs: {len(scale.shifts)} shifts x raw/standardized x "
+        f"{len(ACTIVATIONS)} activations x {len(scale.seeds)} seeds, MLP {scale.hidden}, "
+        f"{scale.steps} Adam steps"
+    )
+    res = pop.train(
+        arms,
+        [ds for _, _, ds in data],
+        hidden=scale.hidden,
+        steps=scale.steps,
+        eval_every=scale.eval_every,
+        batch_size=scale.batch_size,
+        optimizer="adam",
+        progress=f"[{NAME}]",
+        fast_compile=scale.fast_compile,
+    )
+    grid: dict[str, dict] = {}
+    claim_rows, number_rows = [], []
+    for act in ACTIVATIONS:
+        for prep in PREPROCESSING:
+            init_first, end_first, acc = {}, {}, {}
+            for m in scale.shifts:
+                f0, t0, _ = _cell(arms, res, scale.hidden, act, prep, m, 0)
+                f1, t1, a1 = _cell(arms, res, scale.hidden, act, prep, m, -1)
+                init_first[m], end_first[m], acc[m] = f0, f1, a1
+                grid[f"{act} {prep} {m:g}"] = {
+                    "first_layer_dead_init": f0,
+                    "dead_init": t0,
+                    "first_layer_dead_final": f1,
+                    "dead_final": t1,
+                    "accuracy": a1,
+                }
+                number_rows.append(
+                    [act, prep, f"{m:g}", *(f"{v:.1%}" for v in (f0, f1, t0, t1)), a1]
+                )
+            claim_rows.append([act, prep, _finding(act, prep, init_first, end_first, acc)])
+    figures = _figures(args.out, scale, grid)
+    payload = {
+        "sizes": dataclasses.asdict(scale),
+        "steps": res["steps"],
+        "grid": grid,
+        "runs": [
+            {
+                "arm": dataclasses.asdict(a),
+                "shift": data[a.data][0],
+                "preprocessing": data[a.data][1],
+                **{k: res[k][i] for k in ("dead", "dormant", "test_accuracy", "test_loss")},
+            }
+            for i, a in enumerate(arms)
+        ],
+        "seconds": res["seconds"],
+        "figures": figures,
+    }
+    _common.write_results(args, payload, started=started)
+    text = "\n\n".join(
+        [
+            f"# {NAME}: input shift and dead units ({args.scale} scale)",
+            f"Gaussian mixture (16-d, 4 classes), inputs + m in every coordinate; MLP "
+            f"{scale.hidden}, He init, Adam lr {scale.lr:g}, {scale.steps} steps, "
+            f"{len(scale.seeds)} seed(s) (means). Dead = pre-activation never positive on "
+            "1024 training examples.",
+            "## Findings",
+            _common.markdown_table(("activation", "inputs", "finding"), claim_rows),
+            "## Dead fraction vs shift",
+            _common.markdown_table(
+                (
+                    "activation",
+                    "inputs",
+                    "m",
+                    "layer-1 dead at init",
+                    "layer-1 dead after",
+                    "all dead at init",
+                    "all dead after",
+                    "test acc",
+                ),
+                number_rows,
+            ),
+            f"Figures: {', '.join(figures)}. Wall time {time.time() - started:.0f} s.",
+        ]
+    )
+    _common.write_summary(args, text)
+    return payload
+
+
+def _figures(out, scale: Scale, grid: dict[str, dict]) -> list[str]:
+    plt = _common.pyplot()
+    shifts = np.asarray(scale.shifts)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, (key, title) in zip(
+        axes,
+        (("first_layer_dead", "first hidden layer"), ("dead", "all hidden units")),
+        strict=True,
+    ):
+        for i, act in enumerate(ACTIVATIONS):
+            for prep, style in (("raw", "-"), ("standardized", ":")):
+                for when, marker, alpha in (("init", "o", 0.45), ("final", "s", 1.0)):
+                    ys = [100 * grid[f"{act} {prep} {m:g}"][f"{key}_{when}"] for m in shifts]
+                    label = f"{act}, {prep}, {'at init' if when == 'init' else 'trained'}"
+                    kw = {"marker": marker, "ms": 4, "color": f"C{i}", "alpha": alpha}
+                    ax.plot(shifts, ys, style, label=label, **kw)
+        ax.set_title(title)
+        ax.set_xlabel("input shift m")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("dead units (%)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "dead_vs_shift.png", dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, act in enumerate(ACTIVATIONS):
+        for prep, style in (("raw", "-o"), ("standardized", ":s")):
+            ys = [grid[f"{act} {prep} {m:g}"]["accuracy"] for m in shifts]
+            ax.plot(shifts, ys, style, ms=4, color=f"C{i}", label=f"{act}, {prep}")
+    ax.set_xlabel("input shift m")
+    ax.set_ylabel("test accuracy after training")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_shift.png", dpi=120)
+    plt.close(fig)
+    return ["dead_vs_shift.png", "accuracy_vs_shift.png"]
+
+
+if __name__ == "__main__":
+    main()
