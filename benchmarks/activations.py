@@ -54,6 +54,7 @@ CASES: list[tuple[str, Callable, Callable | None]] = [
     ("shifted_relu", relujax.shifted_relu, None),
     ("prelu", lambda x: relujax.prelu(x, jnp.full(x.shape[-1:], 0.25, x.dtype)), None),
     ("rrelu (eval)", relujax.rrelu, None),
+    ("rrelu (train)", lambda x: relujax.rrelu(x, jax.random.key(0)), None),
     ("threshold", lambda x: relujax.threshold(x, 0.5, 0.0), None),
 ]
 
@@ -118,7 +119,7 @@ def main() -> None:
     batch, width, depth = (1024, 256, 8) if args.quick else (4096, 256, 16)
     elems = 1 << (20 if args.quick else 24)
     repeats = 3 if args.quick else 15
-    step_repeats = 2 if args.quick else 5
+    step_repeats = 2 if args.quick else 11
     cases = [c for c in CASES if not args.names or c[0] in args.names.split(",")]
 
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, {jax.devices()[0]}")

@@ -65,7 +65,8 @@ def get_activation(name: str, **params) -> Callable[[Array], Array]:
       **params: keyword arguments of that activation (e.g. ``negative_slope=0.1``).
 
     Returns:
-      A callable ``f(x) -> Array`` (a ``functools.partial`` of ``relujax.<name>``).
+      A callable ``f(x) -> Array``: ``relujax.<name>`` itself without parameters, else a
+      ``functools.partial`` of it.
 
     Raises:
       ValueError: unknown ``name`` (the message lists the closest valid names), a parameter
@@ -103,6 +104,8 @@ def get_activation(name: str, **params) -> Callable[[Array], Array]:
     ]
     if missing:
         raise ValueError(f"{name} needs parameter(s) {', '.join(missing)}.")
+    if not params:
+        return fn
     bound = functools.partial(fn, **params)
     # Runs the function's eager checks and traces it abstractly: no computation, no compile.
     jax.eval_shape(bound, jax.ShapeDtypeStruct((), jnp.float32))

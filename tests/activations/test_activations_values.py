@@ -133,6 +133,19 @@ def test_crelu_concatenates_both_halves():
     chex.assert_trees_all_close(g, jnp.array([-3.0, 0.0, 2.0]))
 
 
+def test_crelu_under_forward_and_reverse_mode():
+    x = jnp.array([-1.0, 0.0, 2.0])
+    jf, jr = jax.jacfwd(relujax.crelu)(x), jax.jacrev(relujax.crelu)(x)
+    chex.assert_trees_all_equal(jf, jr)
+    chex.assert_trees_all_close(
+        jf,
+        jnp.array([[0, 0, 0], [0, 0, 0], [0, 0, 1], [-1, 0, 0], [0, 0, 0], [0, 0, 0]], jnp.float32),
+    )
+    chex.assert_trees_all_close(
+        jax.hessian(lambda x: jnp.sum(relujax.crelu(x)))(x), jnp.zeros((3, 3))
+    )
+
+
 def test_crelu_rejects_bad_axis():
     with pytest.raises(ValueError, match="axis must be in"):
         relujax.crelu(jnp.zeros((2, 3)), axis=2)
