@@ -10,7 +10,7 @@ initializers :mod:`relujax.init`, statistics :func:`relujax.analysis.with_stats`
 
 All arms of one activation share one compiled program: their parameters, optimizer states,
 learning rates, warmup lengths, ReDo periods and dataset indices are stacked along a leading
-axis and trained with ``jax.vmap`` inside ``lax.scan`` over steps. The learning rate is
+axis and trained with ``jax.vmap`` over a ``fori_loop`` of steps. The learning rate is
 ``lr * min(1, (t + 1) / warmup)`` applied to Optax's ``scale_by_adam`` (or ``trace`` for
 momentum SGD) direction, which is exactly ``optax.adam(schedule)``.
 """
@@ -138,8 +138,8 @@ def _layer_metrics(stats: analysis.ModelStats) -> tuple[jax.Array, jax.Array]:
     return dead, dormant
 
 
-def _program(graphdef, layout, opt, *, interval: int, batch: int, tau: float, jit=jax.jit):
-    """The jitted, vmapped programs: ``interval`` training steps, and one evaluation."""
+def _program(graphdef, layout, opt, *, batch: int, tau: float, jit=jax.jit):
+    """The jitted, vmapped program: evaluate, then train a (traced) number of steps."""
 
     def apply(params, x):
         return nnx.merge(graphdef, params)(x)
@@ -196,18 +196,15 @@ def _program(graphdef, layout, opt, *, interval: int, batch: int, tau: float, ji
             recycled = recycled + sum(jnp.sum(m) for m in out.masks)
         return _State(params, opt_state, key, recycled)
 
-    def steps(state: _State, hp: _HP, data: _Data, start: jax.Array) -> _State:
-        def body(c, i):
-            return step(c, start + i, hp, data), None
+    def run(state: _State, hp: _HP, data: _Data, start: jax.Array, n: jax.Array):
+        """Evaluates ``state`` (at step ``start``), then trains it for ``n`` steps."""
+        metrics = evaluate(state, hp, data)
+        state = jax.lax.fori_loop(0, n, lambda i, s: step(s, start + i, hp, data), state)
+        return metrics, state
 
-        state, _ = jax.lax.scan(body, state, jnp.arange(interval, dtype=jnp.int32))
-        return state
-
-    # Training and evaluation are separate programs: each compiles once, and the Python
-    # loop between them costs one dispatch per evaluation.
-    batched_steps = jax.vmap(steps, in_axes=(0, 0, None, None))
-    batched_eval = jax.vmap(evaluate, in_axes=(0, 0, None))
-    return jit(batched_steps, donate_argnums=0), jit(batched_eval)
+    # One program per group: evaluation and training together, the number of steps traced
+    # (the last call trains 0 steps and only evaluates), one dispatch per evaluation.
+    return jit(jax.vmap(run, in_axes=(0, 0, None, None, None)), donate_argnums=0)
 
 
 def _stack_data(datasets: Sequence[relujax.data.Dataset], probe: int) -> _Data:
@@ -308,17 +305,15 @@ def train(
             jnp.asarray([arms[i].redo_every for i in members], jnp.int32),
             jnp.asarray([arms[i].data for i in members], jnp.int32),
         )
-        run_steps, run_eval = _program(
-            graphdef, layout, opt, interval=eval_every, batch=batch_size, tau=redo_tau, jit=jit
-        )
+        program = _program(graphdef, layout, opt, batch=batch_size, tau=redo_tau, jit=jit)
         idx = np.asarray(members)
-        _store(out, idx, 0, jax.device_get(run_eval(state, hp, data)))
         report_every = max(1, intervals // 5)
-        for e in range(1, intervals + 1):
-            state = run_steps(state, hp, data, jnp.int32((e - 1) * eval_every))
-            metrics = jax.device_get(run_eval(state, hp, data))
+        for e in range(intervals + 1):
+            n = eval_every if e < intervals else 0
+            metrics, state = program(state, hp, data, jnp.int32(e * eval_every), jnp.int32(n))
+            metrics = jax.device_get(metrics)
             _store(out, idx, e, metrics)
-            if progress and (e % report_every == 0 or e == intervals):
+            if progress and e and (e % report_every == 0 or e == intervals):
                 acc = float(np.nanmean(metrics["test_accuracy"]))
                 dead = float(np.nanmean(metrics["dead"]))
                 print(

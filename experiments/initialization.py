@@ -182,18 +182,18 @@ def _shallow_rows(arms, res, hidden) -> tuple[list[list], dict[str, dict]]:
             "accuracy": acc,
             "dead_init_per_layer": per_layer0,
         }
-        if d0[0] > 0.05:
-            born = f"kills {d0[0]:.0%} of the units before any training step"
+        if d0[0] > 0.02:
+            born = f"kills {d0[0]:.1%} of the units before any training step"
             if per_layer0[-1] > per_layer0[0] + 0.05:
                 born += " (more in deeper layers)"
         else:
-            born = "kills almost no unit at initialization"
-        if d1[0] > d0[0] + 0.05:
-            train = f"training kills more ({d1[0]:.0%})"
-        elif d1[0] < d0[0] - 0.05:
-            train = f"training revives some ({d1[0]:.0%} left)"
+            born = f"kills almost no unit at initialization ({d0[0]:.1%})"
+        if d1[0] > d0[0] + 0.02:
+            train = f"training kills more ({d1[0]:.1%})"
+        elif d1[0] < d0[0] - 0.02:
+            train = f"training revives some ({d1[0]:.1%} left)"
         else:
-            train = f"training leaves it at {d1[0]:.0%}"
+            train = f"training leaves it at {d1[0]:.1%}"
         if acc[0] < he_acc - 0.05:
             outcome = f"and accuracy falls short of He's ({acc[0]:.3f} vs {he_acc:.3f})"
         else:

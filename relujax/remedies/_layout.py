@@ -320,7 +320,7 @@ def layout_of(model: Any, *, kernel_init: str | Callable[..., Any] = "he_normal"
     Examples:
       >>> import relujax
       >>> from flax import nnx
-      >>> model = relujax.nn.MLP(4, [8, 8], 2, rngs=nnx.Rngs(0))
+      >>> model = relujax.nn.MLP(2, [16, 16], 1, rngs=nnx.Rngs(0))
       >>> [layer.kernel for layer in relujax.remedies.layout_of(model).layers]
       [('layers', '0', 'kernel'), ('layers', '1', 'kernel')]
     """

@@ -198,10 +198,10 @@ def recycle_module(
     Examples:
       >>> import jax, jax.numpy as jnp, optax, relujax
       >>> from flax import nnx
-      >>> model = relujax.nn.MLP(2, [3], 1, rngs=nnx.Rngs(0))
+      >>> model = relujax.nn.MLP(2, [16], 1, rngs=nnx.Rngs(0))
       >>> opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
-      >>> _ = relujax.remedies.recycle_module(
-      ...     model, [jnp.array([True, False, False])], jax.random.key(1), optimizer=opt)
+      >>> recycle = jnp.arange(16) == 0  # unit 0 of the hidden layer
+      >>> _ = relujax.remedies.recycle_module(model, [recycle], jax.random.key(1), optimizer=opt)
       >>> model.layers[1].kernel[0, 0], model.layers[0].bias[0]
       (Array(0., dtype=float32), Array(0., dtype=float32))
     """
@@ -250,9 +250,12 @@ def redo_module(
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
       >>> from flax import nnx
+      >>> import optax
       >>> model = relujax.nn.MLP(2, [16], 1, rngs=nnx.Rngs(0))
+      >>> opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
       >>> model.layers[0].bias.set_value(jnp.full(16, -100.0))  # every unit dead
-      >>> masks = relujax.remedies.redo_module(model, jnp.ones((1, 8, 2)), jax.random.key(0))
+      >>> masks = relujax.remedies.redo_module(
+      ...     model, jnp.ones((1, 8, 2)), jax.random.key(0), optimizer=opt)
       >>> int(masks[0].sum()), float(model.layers[0].bias[...].sum())
       (16, 0.0)
     """
