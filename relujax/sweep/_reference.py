@@ -111,7 +111,8 @@ def run_reference(
       dormant_tau: ReDo threshold.
 
     Returns:
-      A :class:`SweepResult`; ``meta["seconds_per_config"]`` holds each configuration's
+      A :class:`SweepResult`; ``meta["seconds_per_config"]`` (wall clock) and
+      ``meta["cpu_seconds_per_config"]`` (process CPU time) hold each configuration's
       steady-state loop time (measured after its first step and evaluation, which compile,
       and scaled to all steps).
 
@@ -144,7 +145,7 @@ def run_reference(
     n_evals = steps // eval_every + 1
     eval_steps = np.arange(n_evals) * eval_every
     metrics: dict[str, list[Any]] = {}
-    diverged, sites, params_out, seconds = [], [], [], []
+    diverged, sites, params_out, seconds, cpu_seconds = [], [], [], [], []
     t0 = time.perf_counter()
     for config in configs:
         init_key, data_key = config_keys(config.seed)
@@ -169,7 +170,7 @@ def run_reference(
 
         sites.append(tuple(s.name for s in analysis.find_sites(apply, params, rest, x_probe)))
         records, losses, first_bad = [], [], -1
-        t_config = time.perf_counter()
+        t_config, c_config = time.perf_counter(), time.process_time()
         for step in range(steps + 1):
             if step % eval_every == 0:
                 # Divergence is checked where the loop syncs anyway: at evaluations.
@@ -188,9 +189,11 @@ def run_reference(
             losses.append(loss)
             if step == 0:  # the first step and evaluation compile: not timed
                 loss.block_until_ready()
-                t_config = time.perf_counter()
+                t_config, c_config = time.perf_counter(), time.process_time()
         host = jax.device_get(records)
-        seconds.append((time.perf_counter() - t_config) * steps / max(steps - 1, 1))
+        scale = steps / max(steps - 1, 1)
+        seconds.append((time.perf_counter() - t_config) * scale)
+        cpu_seconds.append((time.process_time() - c_config) * scale)
         for name in host[0]:
             values = np.full((n_evals, *np.shape(host[0][name])), np.nan, np.float32)
             for e, r in enumerate(host):
@@ -213,6 +216,7 @@ def run_reference(
         "strategy": "jax.jit loop",
         "wall_seconds": time.perf_counter() - t0,
         "seconds_per_config": seconds,
+        "cpu_seconds_per_config": cpu_seconds,
         "versions": versions(),
     }
     return SweepResult(
