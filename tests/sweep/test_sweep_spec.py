@@ -184,3 +184,31 @@ def test_loss_fn_closed_forms_and_grad():
     chex.assert_trees_all_close(mse, 2.5)
     chex.assert_trees_all_close(mse_grad, pred)
     chex.assert_trees_all_close(batched, jnp.array([np.log1p(np.exp(-2.0)), np.log(2.0)]))
+
+
+def test_result_round_trips_configs_with_tuple_parameters():
+    configs = (
+        sweep.Config(schedules.Schedule("piecewise_constant", boundary_steps=(3, 6)), 0.1),
+        sweep.Config(schedules.Schedule("sgdr", cycles=2), 0.2, "leaky_relu", "rai", 7),
+    )
+    metrics = {
+        "test_loss": np.array([[1.0, np.nan], [2.0, 3.0]], np.float32),
+        "dead_fraction": np.array([[[0.0], [np.nan]], [[0.5], [1.0]]], np.float32),
+    }
+    r = sweep.SweepResult(
+        configs=configs,
+        steps=np.array([0, 5]),
+        metrics=metrics,
+        diverged_step=np.array([5, -1]),
+        layer_sites=(("relu_0",), ("leaky_relu_0",)),
+        meta={"versions": {"jax": jax.__version__}},
+    )
+    back = sweep.SweepResult.from_json(r.to_json())
+    assert back.configs == configs
+    for name, values in metrics.items():
+        np.testing.assert_array_equal(back.metrics[name], values)
+    np.testing.assert_array_equal(back.diverged_step, [5, -1])
+    assert back.final("test_loss").tolist()[1] == 3.0
+    rows = back.records()
+    assert rows[0]["schedule.boundary_steps"] == (3, 6) and rows[1]["diverged"]
+    assert rows[3]["dead_fraction/0"] == 1.0 and rows[3]["version.jax"] == jax.__version__
