@@ -155,14 +155,16 @@ class UnitStats(NamedTuple):
             x, y = x[None], y[None]
         # No reshape to (rows, units): reducing over the leading axes in place lets XLA keep a
         # single materialization of the pre-activation (a reshape adds a copy on CPU).
-        # One jitted program: inlined under an outer jit, one compile per shape when eager.
-        return _from_batch(
-            x,
-            None if same else y,
-            nonnegative=nonnegative,
-            sign_preserving=sign_preserving,
-            moments=moments,
-        )
+        kw = dict(nonnegative=nonnegative, sign_preserving=sign_preserving, moments=moments)
+        y = None if same else y
+        if isinstance(x, jax.core.Tracer) or isinstance(y, jax.core.Tracer):
+            # Traced (jit, vmap, scan): one program with both paths under lax.cond.
+            return _from_batch(x, y, **kw)
+        # Concrete arrays: decide on the host, compiling only the path that is needed.
+        fast, sums = _eager_fast(x, y, **kw)
+        if bool(jnp.all(jnp.isfinite(sums))):
+            return fast
+        return _eager_masked(x, y, sign_preserving=sign_preserving, moments=moments)
 
     def merge(self, other: UnitStats) -> UnitStats:
         r"""Statistics of the union of the samples behind ``self`` and ``other``.
@@ -319,10 +321,7 @@ def _masked(x: Array, y: Array) -> UnitStats:
     )
 
 
-@functools.partial(jax.jit, static_argnames=("nonnegative", "sign_preserving", "moments"))
-def _from_batch(
-    x: Array, y: Array | None, *, nonnegative: bool, sign_preserving: bool, moments: bool
-) -> UnitStats:
+def _inputs(x: Array, y: Array | None, sign_preserving: bool, moments: bool):
     same = y is None
     if not moments and sign_preserving and not same:
         # Everything needed is in the output: never touch (and so never materialize) the
@@ -330,20 +329,42 @@ def _from_batch(
         x, y, same = y, None, True
     x = lax.stop_gradient(x).astype(jnp.float32)
     y = x if same else lax.stop_gradient(y).astype(jnp.float32)
-    fast, sums = _fast(
+    return x, y, same
+
+
+def _fast_of(x, y, *, nonnegative, sign_preserving, moments) -> tuple[UnitStats, Array]:
+    x, y, same = _inputs(x, y, sign_preserving, moments)
+    return _fast(
         x, y, same=same, nonnegative=nonnegative, sign_preserving=sign_preserving, moments=moments
     )
+
+
+def _masked_of(x, y, *, sign_preserving, moments) -> UnitStats:
+    x, y, _ = _inputs(x, y, sign_preserving, moments)
     units = x.shape[-1]
+    out = _masked(x.reshape(-1, units), y.reshape(-1, units))
+    if moments:
+        return out
+    nan = jnp.full((units,), jnp.nan, jnp.float32)
+    return out._replace(pre_mean=nan, pre_m2=nan, pre_min=nan, pre_max=nan, out_mean=nan,
+                        out_m2=nan)  # fmt: skip
 
-    def masked() -> UnitStats:
-        out = _masked(x.reshape(-1, units), y.reshape(-1, units))
-        if moments:
-            return out
-        nan = jnp.full((units,), jnp.nan, jnp.float32)
-        return out._replace(pre_mean=nan, pre_m2=nan, pre_min=nan, pre_max=nan, out_mean=nan,
-                            out_m2=nan)  # fmt: skip
 
-    return lax.cond(jnp.all(jnp.isfinite(sums)), lambda: fast, masked)
+_STATIC = ("nonnegative", "sign_preserving", "moments")
+_eager_fast = jax.jit(_fast_of, static_argnames=_STATIC)
+_eager_masked = jax.jit(_masked_of, static_argnames=("sign_preserving", "moments"))
+
+
+@functools.partial(jax.jit, static_argnames=_STATIC)
+def _from_batch(x, y, *, nonnegative, sign_preserving, moments) -> UnitStats:
+    fast, sums = _fast_of(
+        x, y, nonnegative=nonnegative, sign_preserving=sign_preserving, moments=moments
+    )
+    return lax.cond(
+        jnp.all(jnp.isfinite(sums)),
+        lambda: fast,
+        lambda: _masked_of(x, y, sign_preserving=sign_preserving, moments=moments),
+    )
 
 
 @jax.jit

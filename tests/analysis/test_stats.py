@@ -9,6 +9,12 @@ import pytest
 from relujax.analysis import UnitStats
 from relujax.analysis._stats import _fast, _masked
 
+
+def randn(seed, *shape):
+    """Standard normal float32 samples from NumPy (no XLA compile, unlike jax.random)."""
+    return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
+
+
 X = jnp.array([[-1.0, 2.0, 0.0], [3.0, -4.0, 0.0], [5.0, 6.0, 0.0], [-7.0, 8.0, 0.0]])
 
 
@@ -79,7 +85,7 @@ def test_hand_computed_relu_batch():
 
 @pytest.mark.parametrize("nonnegative", [False, True])
 def test_matches_numpy_reference(nonnegative):
-    x = jax.random.normal(jax.random.key(0), (5, 7, 4)) * 3 + 1
+    x = randn(0, 5, 7, 4) * 3 + 1
     y = jnp.maximum(x, 0.0)
     assert_matches_reference(UnitStats.from_batch(x, y, nonnegative=nonnegative), x, y)
 
@@ -93,7 +99,7 @@ def test_tag_form_uses_input_as_output():
 
 
 def test_conv_layout_pools_batch_and_space_per_channel():
-    x = jax.random.normal(jax.random.key(1), (2, 3, 5, 4))  # NHWC, 4 channels
+    x = randn(1, 2, 3, 5, 4)  # NHWC, 4 channels
     y = jnp.maximum(x, 0.0)
     s = UnitStats.from_batch(x, y)
     assert s.units == 4
@@ -134,18 +140,20 @@ def test_all_nonfinite_unit_is_neither_dead_nor_active():
 
 
 def test_fast_path_equals_masked_path_on_finite_data():
-    x = jax.random.normal(jax.random.key(2), (64, 5)) - 0.5
+    x = randn(2, 64, 5) - 0.5
     y = jax.nn.elu(x)
     for sign_preserving in (False, True):
-        fast, _ = _fast(
-            x, y, same=False, nonnegative=False, sign_preserving=sign_preserving, moments=True
-        )
-        chex.assert_trees_all_close(fast, _masked(x, y), rtol=1e-5, atol=1e-5)
+        fast = jax.jit(
+            lambda x, y, sp=sign_preserving: _fast(
+                x, y, same=False, nonnegative=False, sign_preserving=sp, moments=True
+            )[0]
+        )(x, y)
+        chex.assert_trees_all_close(fast, jax.jit(_masked)(x, y), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("bad", [None, jnp.nan])
 def test_without_moments_keeps_counts_firing_and_abs_mean(bad):
-    x = jax.random.normal(jax.random.key(6), (16, 3))
+    x = randn(6, 16, 3)
     if bad is not None:
         x = x.at[3, 1].set(bad)
     y = jax.nn.leaky_relu(x)
@@ -170,9 +178,9 @@ def test_empty_is_the_identity_of_merge():
     np.testing.assert_array_equal(e.dead, [False] * 3)
 
 
-@pytest.mark.parametrize("splits", [(1,), (3, 7), (2, 5, 9, 15), tuple(range(1, 20))])
+@pytest.mark.parametrize("splits", [(7,), (5, 10, 15), tuple(range(1, 20))])
 def test_streaming_equals_one_pass(splits):
-    x = jax.random.normal(jax.random.key(3), (20, 6)) * 2 + 3  # mean >> 0: tests the M2 merge
+    x = randn(3, 20, 6) * 2 + 3  # mean >> 0: tests the M2 merge
     y = jax.nn.leaky_relu(x)
     whole = UnitStats.from_batch(x, y)
     parts = np.split(np.arange(20), splits)
@@ -183,17 +191,18 @@ def test_streaming_equals_one_pass(splits):
 
 
 def test_merge_is_associative_and_commutative():
-    k = jax.random.split(jax.random.key(4), 3)
+    # One shape (one compile); NaN rows give the three summaries 4, 2 and 1 samples.
     a, b, c = (
-        relu_stats(jax.random.normal(ki, (n, 3)) + i)
-        for i, (ki, n) in enumerate(zip(k, (4, 9, 2), strict=True))
+        relu_stats((randn(40 + i, 4, 3) + i).at[: 4 - n].set(jnp.nan))
+        for i, n in enumerate((4, 2, 1))
     )
+    np.testing.assert_array_equal(c.count.to_numpy(), [1, 1, 1])
     chex.assert_trees_all_close(a.merge(b).merge(c), a.merge(b.merge(c)), rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_close(a.merge(b), b.merge(a), rtol=1e-5, atol=1e-6)
 
 
 def test_from_batch_and_merge_under_jit_vmap_and_grad():
-    xs = jax.random.normal(jax.random.key(5), (3, 8, 2))  # 3 models' activations
+    xs = randn(5, 3, 8, 2)  # 3 models' activations
     one = [relu_stats(x) for x in xs]
     batched = jax.vmap(lambda x: relu_stats(x))(xs)
     for k in range(3):
