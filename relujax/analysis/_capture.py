@@ -144,6 +144,13 @@ class Site:
       shape: shape of the observed array; its last axis holds the units.
       in_loop: whether the site is inside ``scan``/``while`` (its statistics pool the
         iterations).
+
+    Examples:
+      >>> import jax, jax.numpy as jnp
+      >>> from relujax import analysis
+      >>> (site,) = analysis.find_sites(jax.nn.leaky_relu, jnp.ones((8, 3)))
+      >>> site.name, site.function, site.units, site.sign_preserving
+      ('leaky_relu_0', 'leaky_relu', 3, True)
     """
 
     name: str

@@ -74,6 +74,15 @@ def load_stats(path: str | os.PathLike[str]) -> ModelStats:
 
     Raises:
       ValueError: if the file was not written by :func:`save_stats`.
+
+    Examples:
+      >>> import os, tempfile, jax.numpy as jnp
+      >>> from relujax import analysis
+      >>> s = analysis.ModelStats({"h": analysis.UnitStats.from_batch(jnp.array([[2.0]]))})
+      >>> path = os.path.join(tempfile.mkdtemp(), "stats.npz")
+      >>> analysis.save_stats(path, s)
+      >>> list(analysis.load_stats(path)), analysis.load_stats(path)["h"].pre_mean
+      (['h'], Array([2.], dtype=float32))
     """
     with np.load(os.fspath(path), allow_pickle=False) as data:
         try:

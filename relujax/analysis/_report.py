@@ -165,6 +165,19 @@ class Report:
       sites: site name to :class:`SiteReport`, in call order.
       taus: the dormancy thresholds.
       low_rate: the low-firing threshold.
+
+    Examples:
+      >>> import json, jax.numpy as jnp
+      >>> from relujax import analysis
+      >>> pre = jnp.array([[-1.0, 2.0], [-3.0, 0.5]])
+      >>> h = analysis.UnitStats.from_batch(pre, jnp.maximum(pre, 0.0))
+      >>> stats = analysis.ModelStats({"h": h})
+      >>> report = analysis.diagnose(stats)
+      >>> report.dead_fraction, report["h"].dead, report["h"].always_active
+      (0.5, array([ True, False]), array([False,  True]))
+      >>> d = json.loads(json.dumps(report.to_dict(per_unit=True)))
+      >>> analysis.Report.from_dict(d)["h"].firing_rate
+      array([0., 1.], dtype=float32)
     """
 
     sites: Mapping[str, SiteReport]

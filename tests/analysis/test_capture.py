@@ -112,6 +112,12 @@ def test_tags_repeat_with_suffix_and_never_collide():
     assert names(f, X) == ["h", "h_1", "h_2", "relu_0", "relu_0_1"]
 
 
+def test_tag_is_an_identity_under_jit_vmap_and_grad():
+    f = lambda x: analysis.tag(x * 2.0, "t")
+    chex.assert_trees_all_close(jax.jit(jax.vmap(f))(X), 2.0 * X)
+    chex.assert_trees_all_close(jax.grad(lambda x: jnp.sum(f(x) ** 2))(X), 8.0 * X)
+
+
 def test_tag_rejects_bad_names():
     with pytest.raises(TypeError, match="non-empty string"):
         analysis.tag(X, "")

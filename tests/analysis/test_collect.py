@@ -125,7 +125,8 @@ def test_counts_stay_exact_across_two_to_the_32_in_the_carry():
 
 def test_vmap_over_models_equals_loop():
     w1s = randn(13, 3, 3, 5)
-    stacked = jax.vmap(lambda w1: analysis.collect(functools.partial(mlp, w1, W2), BATCHES))(w1s)
+    many = jax.vmap(lambda w1: analysis.collect(functools.partial(mlp, w1, W2), BATCHES))
+    stacked = jax.jit(many)(w1s)  # collect traces fine under jit and vmap
     for k in range(3):
         one = jax.tree.map(lambda a, k=k: a[k], stacked)
         assert_stats_close(one, jax.jit(one_pass)(w1s[k], W2, BATCHES))
