@@ -335,7 +335,8 @@ def _prepare(fn, spec_batch, sites, exclude, activations, init, moments):
                     f"init[{s.name!r}] has {init[s.name].units} units; the site has {s.units}."
                 )
         carry = ModelStats((n, init[n]) for n in names)
-    consts = traced.plan.consts
+    # Host constants (NumPy arrays the model closes over) go to the device once, not per step.
+    consts = [jnp.asarray(c) if isinstance(c, np.ndarray) else c for c in traced.plan.consts]
     # The step must not keep the model's parameters alive in the cache: they are arguments.
     plan = dataclasses.replace(traced.plan, consts=[])
     obs = _StatsObserver(names, moments)
