@@ -231,6 +231,7 @@ def train(
     redo_tau: float = 0.1,
     progress: str = "",
     fast_compile: bool = False,
+    separate_redo: bool = True,
 ) -> dict[str, np.ndarray]:
     """Trains every arm; returns metrics per arm and evaluation.
 
@@ -247,6 +248,8 @@ def train(
       progress: prefix of the progress lines ("" for none).
       fast_compile: compile with XLA's backend optimization level 0: 2-3x faster
         compilation, slower code; for smoke runs (``--quick``), where compiling dominates.
+      separate_redo: train ReDo arms in their own program (the others then skip ReDo's
+        per-step work); False saves a compilation, for smoke runs.
 
     Returns:
       ``steps[E]``, ``dead[K, E, L]``, ``dormant[K, E, L]``, ``test_accuracy[K, E]``,
@@ -274,9 +277,9 @@ def train(
     # One program per activation, and ReDo arms apart: the others skip its per-step cost.
     groups: dict[tuple[str, bool], list[int]] = {}
     for i, arm in enumerate(arms):
-        groups.setdefault((arm.activation, arm.redo_every > 0), []).append(i)
-    for (activation, with_redo), members in groups.items():
-        group = activation + (" + ReDo" if with_redo else "")
+        groups.setdefault((arm.activation, separate_redo and arm.redo_every > 0), []).append(i)
+    for (activation, own_program), members in groups.items():
+        group = activation + (" + ReDo" if own_program else "")
         started = time.time()
         abstract = nnx.eval_shape(lambda members=members: _model(arms[members[0]], sizes))
         graphdef = nnx.graphdef(abstract)

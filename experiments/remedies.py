@@ -159,6 +159,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         redo_tau=REDO_TAU,
         progress=f"[{NAME}]",
         fast_compile=scale.fast_compile,
+        separate_redo=not scale.fast_compile,  # smoke run: one program fewer to compile
     )
     dead = pop.unit_fraction(res["dead"], scale.hidden)  # [K, E]
     dormant = pop.unit_fraction(res["dormant"], scale.hidden)
