@@ -298,26 +298,40 @@ def _fast(
 
 
 def _masked(x: Array, y: Array) -> UnitStats:
-    """Statistics over the finite samples only (two-pass moments)."""
+    """Statistics over the finite samples of ``(rows, units)`` arrays.
+
+    The rare path (taken only when a batch holds NaN or inf), so it is written to compile
+    small: one elementwise kernel and two reductions over stacked quantities.
+    """
+    rows = x.shape[0]
     finite = jnp.isfinite(x) & jnp.isfinite(y)
-    n_int = jnp.sum(finite, axis=0, dtype=jnp.int32)
-    n = jnp.maximum(n_int, 1).astype(jnp.float32)
     zero = jnp.float32(0.0)
     xs = jnp.where(finite, x, zero)
     ys = jnp.where(finite, y, zero)
-    pre_mean = jnp.sum(xs, axis=0) / n
-    out_mean = jnp.sum(ys, axis=0) / n
+    fin = finite.astype(jnp.float32)
+    fire = (finite & (x > 0)).astype(jnp.float32)
+    stacked = jnp.stack([fin, fire, xs, xs * xs, ys, ys * ys, jnp.abs(ys)], axis=1)
+    n_f, fire_f, s1, s2, t1, t2, a1 = jnp.sum(stacked, axis=0)
+    if rows < 2**24:  # float32 sums of 0/1 are exact below 2**24
+        n_int, fire_int = n_f.astype(jnp.int32), fire_f.astype(jnp.int32)
+    else:
+        n_int = jnp.sum(finite, axis=0, dtype=jnp.int32)
+        fire_int = jnp.sum(finite & (x > 0), axis=0, dtype=jnp.int32)
+    n = jnp.maximum(n_f, 1.0)
+    pre_mean, out_mean = s1 / n, t1 / n
+    extremes = jnp.stack([jnp.where(finite, x, jnp.inf), jnp.where(finite, -x, jnp.inf)], 1)
+    low, neg_high = jnp.min(extremes, axis=0)
     return UnitStats(
         count=Count.of(n_int),
-        firing=Count.of(jnp.sum(finite & (x > 0), axis=0, dtype=jnp.int32)),
-        nonfinite=Count.of(x.shape[0] - n_int),
+        firing=Count.of(fire_int),
+        nonfinite=Count.of(rows - n_int),
         pre_mean=pre_mean,
-        pre_m2=jnp.sum(jnp.where(finite, jnp.square(x - pre_mean[None]), zero), axis=0),
-        pre_min=jnp.min(jnp.where(finite, x, jnp.inf), axis=0),
-        pre_max=jnp.max(jnp.where(finite, x, -jnp.inf), axis=0),
+        pre_m2=jnp.maximum(s2 - pre_mean * s1, 0.0),
+        pre_min=low,
+        pre_max=-neg_high,
         out_mean=out_mean,
-        out_m2=jnp.sum(jnp.where(finite, jnp.square(y - out_mean[None]), zero), axis=0),
-        out_abs_mean=jnp.sum(jnp.abs(ys), axis=0) / n,
+        out_m2=jnp.maximum(t2 - out_mean * t1, 0.0),
+        out_abs_mean=a1 / n,
     )
 
 
