@@ -37,12 +37,14 @@ import statistics
 import sys
 import time
 
-if __name__ == "__main__" and "--cpu-devices" in sys.argv:
-    # Expose CPU cores as JAX devices (must happen before JAX starts): the sweep shards its
-    # config axis over them and runs the shards concurrently; the loops use device 0.
-    _n = sys.argv[sys.argv.index("--cpu-devices") + 1]
+if __name__ == "__main__":
+    # One JAX CPU device per core (must be set before JAX starts; --cpu-devices overrides): the
+    # sweep shards its config axis over them and runs the shards concurrently. The loops use
+    # device 0 (with XLA's multi-threaded matmuls, as usual). No effect on GPU/TPU backends.
+    _n = sys.argv[sys.argv.index("--cpu-devices") + 1] if "--cpu-devices" in sys.argv else None
     os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={_n}"
+        os.environ.get("XLA_FLAGS", "")
+        + f" --xla_force_host_platform_device_count={_n or os.cpu_count()}"
     )
 
 import jax
@@ -192,7 +194,8 @@ def workload(name, hidden, configs, sample, ds, args, peak) -> dict:
         out["jax_loop"] = scale * time_jax_loop(sample, ds, kw)
         scan = 0.0
         for c in sample:
-            scan += time_sweep([c], ds, "vmap", dict(kw, chunk_steps=args.eval_every))[0]
+            one = dict(kw, chunk_steps=args.eval_every, devices=jax.devices()[:1])
+            scan += time_sweep([c], ds, "vmap", one)[0]
         out["scan"] = scale * scan
     peak = max(peak, matmul_peak(args.matmul_n, reps=5))
     flops = training_flops(model, ds, k, args.steps, args.eval_every)
@@ -225,7 +228,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="K=8, 60 steps (under a minute)")
     parser.add_argument("--both", action="store_true", help="time both vmap and map sweeps")
     parser.add_argument(
-        "--cpu-devices", type=int, default=None, help="expose this many CPU devices (XLA_FLAGS)"
+        "--cpu-devices", type=int, default=None, help="JAX CPU devices (default: one per core)"
     )
     parser.add_argument(
         "--clock",

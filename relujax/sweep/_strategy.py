@@ -9,9 +9,18 @@ import jax
 
 STRATEGIES = ("auto", "vmap", "map")
 
-#: On CPU, configurations whose training step costs more than this many FLOPs per example
-#: are mapped sequentially (measured by benchmarks/sweep.py; see benchmarks/README.md).
-CPU_MAP_FLOPS_PER_EXAMPLE = 100_000
+#: On CPU with several JAX devices (one per core, the config axis sharded over them),
+#: configurations whose forward pass costs more than this many FLOPs per example are mapped
+#: sequentially. Measured (benchmarks/README.md, 2-core x86 CPU, K = 64 MLPs 40-w-w-w-10,
+#: batch 128): ``lax.map`` beats ``vmap`` from w = 32 (7.3k FLOPs; 3.27 vs 3.75 s for 500
+#: steps) to w = 256 (288k; 74.0 vs 93.8 s); they tie at w = 16 (2.6k); ``vmap`` wins at
+#: w = 8 (1.1k).
+CPU_MAP_FLOPS_PER_EXAMPLE = 2_500
+
+#: The same threshold with a single CPU device, whose one program uses every core through
+#: XLA's multi-threaded kernels. Measured as above on one device: ``vmap`` wins at w = 32
+#: (5.92 vs 8.14 s), ``lax.map`` at w = 256 (82.1 vs 103.4 s).
+CPU_MAP_FLOPS_PER_EXAMPLE_ONE_DEVICE = 100_000
 
 
 def flops_per_example(model, input_shape, out_features) -> int:
@@ -48,9 +57,11 @@ def choose_strategy(
 
     ``"vmap"`` and ``"map"`` are returned as given. ``"auto"``: on GPU and TPU always
     ``"vmap"`` (batched matmuls fill the device); on CPU ``"map"`` when the model's forward
-    pass costs more than :data:`CPU_MAP_FLOPS_PER_EXAMPLE` FLOPs per example (compute-bound:
-    XLA's CPU matmuls are faster unbatched), else ``"vmap"`` (dispatch-bound: one batched op
-    replaces many small ones). A single configuration per device is always ``"vmap"``.
+    pass costs more than :data:`CPU_MAP_FLOPS_PER_EXAMPLE` FLOPs per example with several
+    devices, or :data:`CPU_MAP_FLOPS_PER_EXAMPLE_ONE_DEVICE` with one (XLA's CPU matmuls are
+    faster unbatched once they are large enough), else ``"vmap"`` (small models are
+    dominated by per-operation overhead, which one batched operation shares among all
+    configurations). A single configuration per device is always ``"vmap"``.
 
     Args:
       strategy: ``"auto"``, ``"vmap"`` or ``"map"``.
@@ -69,9 +80,9 @@ def choose_strategy(
       >>> from relujax import sweep
       >>> wide, narrow = sweep.MLPSpec((256, 256, 256)), sweep.MLPSpec((32, 32, 32))
       >>> [sweep.choose_strategy("auto", model=m, input_shape=(40,), out_features=10,
-      ...                        batch_size=128, configs=64, devices=1, backend="cpu")
-      ...  for m in (wide, narrow)]
-      ['map', 'vmap']
+      ...                        batch_size=128, configs=64, devices=d, backend="cpu")
+      ...  for m in (wide, narrow) for d in (1, 2)]
+      ['map', 'map', 'vmap', 'map']
     """
     del batch_size
     if strategy != "auto":
@@ -80,4 +91,5 @@ def choose_strategy(
     if backend != "cpu" or -(-configs // devices) <= 1:
         return "vmap"
     flops = flops_per_example(model, input_shape, out_features)
-    return "map" if flops > CPU_MAP_FLOPS_PER_EXAMPLE else "vmap"
+    limit = CPU_MAP_FLOPS_PER_EXAMPLE if devices > 1 else CPU_MAP_FLOPS_PER_EXAMPLE_ONE_DEVICE
+    return "map" if flops > limit else "vmap"

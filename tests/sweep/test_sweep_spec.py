@@ -127,17 +127,21 @@ def test_flops_per_example():
 
 
 @pytest.mark.parametrize(
-    ("strategy", "hidden", "backend", "configs", "want"),
+    ("strategy", "hidden", "backend", "configs", "devices", "want"),
     [
-        ("auto", (256, 256, 256), "cpu", 64, "map"),
-        ("auto", (32, 32, 32), "cpu", 64, "vmap"),
-        ("auto", (256, 256, 256), "gpu", 64, "vmap"),
-        ("auto", (256, 256, 256), "cpu", 1, "vmap"),
-        ("vmap", (256, 256, 256), "cpu", 64, "vmap"),
-        ("map", (32,), "gpu", 64, "map"),
+        ("auto", (256, 256, 256), "cpu", 64, 1, "map"),
+        ("auto", (256, 256, 256), "cpu", 64, 2, "map"),
+        ("auto", (32, 32, 32), "cpu", 64, 1, "vmap"),
+        ("auto", (32, 32, 32), "cpu", 64, 2, "map"),
+        ("auto", (8, 8, 8), "cpu", 64, 2, "vmap"),
+        ("auto", (256, 256, 256), "gpu", 64, 1, "vmap"),
+        ("auto", (256, 256, 256), "cpu", 1, 1, "vmap"),
+        ("auto", (256, 256, 256), "cpu", 8, 8, "vmap"),
+        ("vmap", (256, 256, 256), "cpu", 64, 1, "vmap"),
+        ("map", (32,), "gpu", 64, 1, "map"),
     ],
 )
-def test_choose_strategy(strategy, hidden, backend, configs, want):
+def test_choose_strategy(strategy, hidden, backend, configs, devices, want):
     got = sweep.choose_strategy(
         strategy,
         model=sweep.MLPSpec(hidden),
@@ -145,7 +149,7 @@ def test_choose_strategy(strategy, hidden, backend, configs, want):
         out_features=10,
         batch_size=128,
         configs=configs,
-        devices=1,
+        devices=devices,
         backend=backend,
     )
     assert got == want
