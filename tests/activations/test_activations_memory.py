@@ -8,7 +8,9 @@ activation tensors. Compile time does not depend on the batch, so the real sizes
 
 import functools
 
+import chex
 import jax
+import jax.extend
 import jax.numpy as jnp
 import pytest
 from activation_cases import FAST_COMPILE
@@ -77,3 +79,27 @@ def test_backward_pass_memory_goals(name, layout, goal):
 def test_relu_keeps_less_than_jax_nn_in_the_loop_layout():
     ours, theirs = (extra_per_layer(f, "loop") for f in (relujax.relu, jax.nn.relu))
     assert ours < theirs - 0.75
+
+
+def _primitives(jaxpr) -> set[str]:
+    """Names of every primitive in ``jaxpr``, inner jaxprs (jit, custom_jvp) included."""
+    names = set()
+    for eqn in jaxpr.eqns:
+        names.add(eqn.primitive.name)
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            names |= _primitives(sub)
+    return names
+
+
+@pytest.mark.parametrize("name", ["relu", "shifted_relu"])
+def test_undifferentiated_relu_is_a_plain_max_and_its_rule_a_select(name):
+    # The forward pass alone runs `max`, which XLA:CPU fuses into its YNNPACK conv/pool
+    # kernels; the derivative rule keeps the `select` form that saves backward-pass memory.
+    act = getattr(relujax, name)
+    x = jnp.linspace(-2.0, 2.0, 8)
+    forward = _primitives(jax.make_jaxpr(act)(x).jaxpr)
+    assert "max" in forward
+    assert "select_n" not in forward
+    linearized = _primitives(jax.make_jaxpr(lambda x: jax.jvp(act, (x,), (x,)))(x).jaxpr)
+    assert "select_n" in linearized
+    chex.assert_trees_all_equal(jax.jvp(act, (x,), (x,))[0], act(x))
