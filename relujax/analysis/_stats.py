@@ -262,11 +262,18 @@ def _fast(
     units = x.shape[-1]
     rows = math.prod(x.shape[:-1])
     r = jnp.float32(max(rows, 1))
-    positive = jnp.maximum(y if sign_preserving or same else x, 0.0)
-    if rows < 2**24:  # counts of 1.0s are exact in float32 below 2**24
-        fire_sum = jnp.sum(jnp.sign(positive), axis=axes)
+    src = y if sign_preserving or same else x
+    if rows < 2**24:  # sums of 0.0s, 1.0s and 2.0s are exact in float32 below 2**24 terms
+        # No comparison with a broadcast 0: XLA:CPU materializes such a broadcast for its
+        # YNNPACK reductions (a full-size array of zeros written and read per site).
+        s = jnp.sign(src)
+        if nonnegative and src is y:
+            fire_sum = jnp.sum(s, axis=axes)  # sign is 0 or 1
+        else:
+            fire_sum = jnp.sum(s * s + s, axis=axes) * 0.5  # s^2 + s: 2 if > 0, else 0
         firing = Count.of(fire_sum.astype(jnp.int32))
     else:
+        positive = jnp.maximum(src, 0.0)
         fire_sum = jnp.sum(positive, axis=axes)  # only for the finiteness check
         firing = Count.of(jnp.sum(positive > 0, axis=axes, dtype=jnp.int32))
     t1 = jnp.sum(y, axis=axes) if nonnegative or moments else None

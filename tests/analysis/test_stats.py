@@ -170,6 +170,28 @@ def test_without_moments_keeps_counts_firing_and_abs_mean(bad):
     assert np.isnan(twice.pre_mean).all()
 
 
+@pytest.mark.parametrize("moments", [True, False])
+@pytest.mark.parametrize(
+    ("act", "kw"),
+    [
+        (lambda x: jnp.maximum(x, 0.0), {"nonnegative": True, "sign_preserving": True}),
+        (lambda x: jnp.where(x > 0, x, 0.1 * x), {"sign_preserving": True}),
+        (lambda x: jnp.where(x > 0, x, 0.1 * x), {}),
+    ],
+)
+def test_firing_counts_by_hand_at_zero_and_negative_zero(act, kw, moments):
+    # Per unit: positives, exact zeros (+0.0 and -0.0), negatives and tiny values.
+    x = jnp.array([[1.0, 0.0, -1.0], [0.0, -0.0, 2.0], [-0.0, 3.0, 1e-30], [-2.0, -1e-30, 4.0]])
+    want = [1, 1, 3]
+
+    def stats(x):
+        return UnitStats.from_batch(x, act(x), moments=moments, **kw)
+
+    for s in (stats(x), jax.jit(stats)(x)):  # eager (fast path only) and traced (with cond)
+        np.testing.assert_array_equal(s.firing.to_numpy(), want)
+        np.testing.assert_array_equal(s.count.to_numpy(), [4, 4, 4])
+
+
 def test_empty_is_the_identity_of_merge():
     s = relu_stats(X)
     e = UnitStats.empty(3)
