@@ -11,15 +11,16 @@ STRATEGIES = ("auto", "vmap", "map")
 
 #: On CPU with several JAX devices (one per core, the config axis sharded over them),
 #: configurations whose forward pass costs more than this many FLOPs per example are mapped
-#: sequentially. Measured (benchmarks/README.md, 2-core x86 CPU, K = 64 MLPs 40-w-w-w-10,
-#: batch 128): ``lax.map`` beats ``vmap`` from w = 32 (7.3k FLOPs; 3.27 vs 3.75 s for 500
-#: steps) to w = 256 (288k; 74.0 vs 93.8 s); they tie at w = 16 (2.6k); ``vmap`` wins at
-#: w = 8 (1.1k).
-CPU_MAP_FLOPS_PER_EXAMPLE = 2_500
+#: sequentially. Measured (benchmarks/README.md, 2-core x86 CPU, 2 devices, K = 64 MLPs
+#: 40-w-w-w-10, batch 128, 500 Adam steps): ``lax.map`` beats ``vmap`` from w = 32 (7.3k
+#: FLOPs; 3.27 vs 3.75 s) to w = 256 (288k; 74.0 vs 93.8 s); ``vmap`` wins at w = 16 (2.6k;
+#: 1.80 vs 2.00 s) and w = 8 (1.1k; 1.17 vs 1.58 s).
+CPU_MAP_FLOPS_PER_EXAMPLE = 5_000
 
 #: The same threshold with a single CPU device, whose one program uses every core through
-#: XLA's multi-threaded kernels. Measured as above on one device: ``vmap`` wins at w = 32
-#: (5.92 vs 8.14 s), ``lax.map`` at w = 256 (82.1 vs 103.4 s).
+#: XLA's multi-threaded kernels. Measured as above on one device: ``vmap`` wins at w = 8
+#: (2.74 vs 3.72 s), 16 (2.82 vs 4.65 s) and 32 (5.92 vs 8.14 s), ``lax.map`` at w = 256
+#: (82.1 vs 103.4 s).
 CPU_MAP_FLOPS_PER_EXAMPLE_ONE_DEVICE = 100_000
 
 

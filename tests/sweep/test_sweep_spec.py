@@ -133,6 +133,7 @@ def test_flops_per_example():
         ("auto", (256, 256, 256), "cpu", 64, 2, "map"),
         ("auto", (32, 32, 32), "cpu", 64, 1, "vmap"),
         ("auto", (32, 32, 32), "cpu", 64, 2, "map"),
+        ("auto", (16, 16, 16), "cpu", 64, 2, "vmap"),
         ("auto", (8, 8, 8), "cpu", 64, 2, "vmap"),
         ("auto", (256, 256, 256), "gpu", 64, 1, "vmap"),
         ("auto", (256, 256, 256), "cpu", 1, 1, "vmap"),
