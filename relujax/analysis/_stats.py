@@ -262,12 +262,13 @@ def _fast(
     units = x.shape[-1]
     rows = math.prod(x.shape[:-1])
     r = jnp.float32(max(rows, 1))
-    src = y if sign_preserving or same else x
+    on_output = sign_preserving or same  # firing is read off the output
+    src = y if on_output else x
     if rows < 2**24:  # sums of 0.0s, 1.0s and 2.0s are exact in float32 below 2**24 terms
         # No comparison with a broadcast 0: XLA:CPU materializes such a broadcast for its
         # YNNPACK reductions (a full-size array of zeros written and read per site).
         s = jnp.sign(src)
-        if nonnegative and src is y:
+        if nonnegative and on_output:
             fire_sum = jnp.sum(s, axis=axes)  # sign is 0 or 1
         else:
             fire_sum = jnp.sum(s * s + s, axis=axes) * 0.5  # s^2 + s: 2 if > 0, else 0
