@@ -68,7 +68,10 @@ class Registry(Generic[T], Mapping[str, T]):
           ValueError: unknown name; the message lists the closest and all accepted names.
         """
         if not isinstance(name, str):
-            raise TypeError(f"{param} must be a {self.kind} name (a str), got {name!r}.")
+            article = "an" if self.kind[:1] in "aeiou" else "a"
+            raise TypeError(
+                f"{param} must be the name of {article} {self.kind} (a str), got {name!r}."
+            )
         key = normalize(name)
         key = self._aliases.get(key, key)
         if key in self._entries:
