@@ -190,7 +190,15 @@ def _program(graphdef, layout, opt, *, batch: int, tau: float, jit=jax.jit):
             # the last recycling, never a freshly recycled (trivially alive) network.
             when = (hp.redo_every > 0) & (t > 0) & (t % jnp.maximum(hp.redo_every, 1) == 0)
             out = remedies.redo(
-                params, stats, k_redo, layout=layout, tau=tau, opt_state=opt_state, when=when
+                params,
+                stats,
+                k_redo,
+                layout=layout,
+                tau=tau,
+                opt_state=opt_state,
+                when=when,
+                # optax.scale_by_adam keeps one global count: the old reset, stated.
+                adam_reset="moments",
             )
             params, opt_state = out.params, out.opt_state
             recycled = recycled + sum(jnp.sum(m) for m in out.masks)

@@ -1,4 +1,4 @@
-"""Recycle units: fresh incoming weights, zero outgoing weights, zeroed optimizer moments."""
+"""Recycle units: fresh incoming weights, zero outgoing weights, a fresh optimizer state."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from relujax import _validation
 from relujax.remedies._layout import Layer, Layout, leaf_paths
+from relujax.remedies._opt_state import adam_reset_option, reset_state
 
 
 class Recycled(NamedTuple):
@@ -19,7 +21,7 @@ class Recycled(NamedTuple):
 
     Attributes:
       params: the parameters with the recycled units re-initialized.
-      opt_state: the optimizer state with their moments zeroed (None if none was given).
+      opt_state: the optimizer state with their entries reset (None if none was given).
       masks: one boolean ``[units]`` array per layer: the units that were recycled.
     """
 
@@ -70,38 +72,6 @@ def _check_masks(masks: Sequence[ArrayLike], units: tuple[int, ...]) -> tuple[Ar
     return tuple(out)
 
 
-def reset_like(tree: Any, params: Any, touched: Sequence[Array | None]) -> Any:
-    """Zeroes the ``touched`` entries of every subtree of ``tree`` shaped like ``params``.
-
-    A subtree is *shaped like the parameters* when it has the parameters' tree structure and
-    leaf shapes: Adam's ``mu`` and ``nu``, momentum traces, and so on, wherever they sit in
-    an Optax state (chains, ``inject_hyperparams``, masked / multi-transform states).
-    Scalar leaves such as step counts are left alone.
-    """
-    treedef = jax.tree.structure(params)
-    shapes = [jnp.shape(x) for x in jax.tree.leaves(params)]
-
-    def like(node: Any) -> bool:
-        if node is None:
-            return False
-        leaves, nodedef = jax.tree.flatten(node)
-        if nodedef != treedef:
-            return False
-        return [jnp.shape(x) for x in leaves] == shapes
-
-    def reset(node: Any) -> Any:
-        if not like(node):
-            return node
-        leaves = jax.tree.leaves(node)
-        new = [
-            leaf if t is None else jnp.where(t, jnp.zeros_like(leaf), leaf)
-            for leaf, t in zip(leaves, touched, strict=True)
-        ]
-        return jax.tree.unflatten(treedef, new)
-
-    return jax.tree.map(reset, tree, is_leaf=like)
-
-
 def recycle(
     params: Any,
     masks: Sequence[ArrayLike],
@@ -109,6 +79,7 @@ def recycle(
     *,
     layout: Layout,
     opt_state: Any = None,
+    adam_reset: str = "per_param",
 ) -> Recycled:
     r"""Recycles the units selected by ``masks`` (ReDo's reset, Sokar et al. 2023).
 
@@ -121,7 +92,14 @@ def recycle(
     - outgoing weights, the rows of unit :math:`j` along the next kernel's fan-in axis
       (all ``r`` rows of a flattened channel), are set to 0;
     - in ``opt_state``, every subtree shaped like ``params`` (Adam's ``mu`` and ``nu``,
-      momentum) has those incoming and outgoing entries set to 0; step counts are kept.
+      momentum) has those incoming and outgoing entries set to 0, and so has the per-weight
+      step count of :func:`scale_by_adam_per_param` (:func:`relujax.remedies.adam`,
+      ``adamw``) with ``adam_reset="per_param"``: the recycled weights' next updates are
+      those of a freshly initialized Adam (Dohare et al. 2024 reset a per-weight count the
+      same way). ``adam_reset="moments"`` keeps the counts (the reset of Sokar et al.'s
+      code); with one global count (:func:`optax.adam`) that is the only reset possible, and
+      ``"per_param"`` raises ``ValueError`` for such a state. The anchor of
+      :func:`add_decayed_weights_to_init` takes the recycled weights' new values.
 
     Every other entry is returned bit for bit. Since a recycled unit's outgoing weights are 0,
     its new incoming weights do not change the network's output; the output changes only by
@@ -141,13 +119,16 @@ def recycle(
       key: a PRNG key for the fresh weights (split over the layers).
       layout: the :class:`Layout` of ``params``.
       opt_state: an Optax state of these parameters, or None.
+      adam_reset: ``"per_param"`` (zero the recycled weights' moments and per-weight step
+        counts) or ``"moments"`` (zero the moments, keep every count).
 
     Returns:
       A :class:`Recycled` ``(params, opt_state, masks)``.
 
     Raises:
-      ValueError: if a layout path is missing from ``params``, the shapes do not fit, or a
-        mask does not have its layer's ``[units]`` shape.
+      ValueError: if a layout path is missing from ``params``, the shapes do not fit, a
+        mask does not have its layer's ``[units]`` shape, or ``adam_reset="per_param"`` meets
+        an Adam state with one global count.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -164,11 +145,15 @@ def recycle(
         raise TypeError(f"layout must be a remedies.Layout, got {type(layout).__name__}.")
     # One compiled program per (layout, shapes): eager calls do not dispatch op by op, and
     # inside an outer jit this inlines.
-    return _recycle_jit(params, masks, key, opt_state, layout=layout)
+    adam_reset = adam_reset_option("recycle", adam_reset)
+    key = _validation.key("recycle: key", key)
+    return _recycle_jit(params, masks, key, opt_state, layout=layout, adam_reset=adam_reset)
 
 
-@functools.partial(jax.jit, static_argnames="layout")
-def _recycle_jit(params: Any, masks: Any, key: Array, opt_state: Any, *, layout: Layout):
+@functools.partial(jax.jit, static_argnames=("layout", "adam_reset"))
+def _recycle_jit(
+    params: Any, masks: Any, key: Array, opt_state: Any, *, layout: Layout, adam_reset: str
+):
     units = layout.units(params)
     masks = _check_masks(masks, units)
     leaves, treedef = jax.tree.flatten(params)
@@ -179,7 +164,7 @@ def _recycle_jit(params: Any, masks: Any, key: Array, opt_state: Any, *, layout:
     def touch(i: int, m: Array) -> None:
         touched[i] = m if touched[i] is None else touched[i] | m
 
-    keys = jax.random.split(jnp.asarray(key), len(layout.layers)) if layout.layers else []
+    keys = jax.random.split(key, len(layout.layers)) if layout.layers else []
     # Pass 1: fresh incoming weights.
     for layer, mask, k in zip(layout.layers, masks, keys, strict=True):
         i = index[layer.kernel]
@@ -205,5 +190,11 @@ def _recycle_jit(params: Any, masks: Any, key: Array, opt_state: Any, *, layout:
             new[i] = jnp.where(m, jnp.zeros_like(w), w)
             touch(i, m)
     new_params = jax.tree.unflatten(treedef, new)
-    new_opt = None if opt_state is None else reset_like(opt_state, params, touched)
+    new_opt = (
+        None
+        if opt_state is None
+        else reset_state(
+            opt_state, params, new_params, touched, adam_reset=adam_reset, where="recycle"
+        )
+    )
     return Recycled(new_params, new_opt, masks)

@@ -9,8 +9,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from relujax import analysis
-from relujax.init import _validate
+from relujax import _validation, analysis
 from relujax.remedies._layout import Layout, layout_of
 from relujax.remedies._recycle import Recycled, recycle
 
@@ -42,7 +41,7 @@ def dormant_units(stats: analysis.UnitStats | ArrayLike, *, tau: float) -> Array
       >>> remedies.dormant_units(jnp.array([0.0, 0.05, 1.0, 2.95]), tau=0.1)  # mean 1
       Array([ True,  True, False, False], dtype=bool)
     """
-    tau = _validate.real("tau", tau, minimum=0.0)
+    tau = _validation.real("dormant_units: tau", tau, minimum=0.0)
     abs_mean = stats.abs_mean if isinstance(stats, analysis.UnitStats) else jnp.asarray(stats)
     abs_mean = abs_mean.astype(jnp.promote_types(abs_mean.dtype, jnp.float32))
     valid = jnp.isfinite(abs_mean)
@@ -122,6 +121,7 @@ def redo(
     tau: float = 0.1,
     opt_state: Any = None,
     when: ArrayLike = True,
+    adam_reset: str = "per_param",
 ) -> Recycled:
     """One ReDo step on a parameter pytree: recycle the tau-dormant units of ``stats``.
 
@@ -141,6 +141,9 @@ def redo(
         to 0.1).
       opt_state: the Optax state to reset, or None.
       when: a (traced) boolean; when false nothing is recycled.
+      adam_reset: ``"per_param"`` (default: the recycled weights restart Adam, which needs
+        :func:`relujax.remedies.adam` / ``adamw``) or ``"moments"`` (zero their moments,
+        keep the step count); see :func:`recycle`.
 
     Returns:
       :class:`Recycled` ``(params, opt_state, masks)`` with the masks of recycled units.
@@ -162,7 +165,7 @@ def redo(
     masks = dormant_masks(stats, layout, tau=tau)
     gate = jnp.asarray(when, bool)
     masks = tuple(m & gate for m in masks)
-    return recycle(params, masks, key, layout=layout, opt_state=opt_state)
+    return recycle(params, masks, key, layout=layout, opt_state=opt_state, adam_reset=adam_reset)
 
 
 def _nnx():
@@ -178,6 +181,7 @@ def recycle_module(
     *,
     optimizer: Any = None,
     layout: Layout | None = None,
+    adam_reset: str = "per_param",
 ) -> tuple[Array, ...]:
     """:func:`recycle` for a Flax NNX model (and its ``nnx.Optimizer``), in place.
 
@@ -191,6 +195,7 @@ def recycle_module(
       key: a PRNG key.
       optimizer: the model's ``nnx.Optimizer``, whose moments are reset, or None.
       layout: the model's :class:`Layout`; default :func:`layout_of(model) <layout_of>`.
+      adam_reset: ``"per_param"`` or ``"moments"``, see :func:`recycle`.
 
     Returns:
       The masks of recycled units.
@@ -199,7 +204,7 @@ def recycle_module(
       >>> import jax, jax.numpy as jnp, optax, relujax
       >>> from flax import nnx
       >>> model = relujax.nn.MLP(2, [16], 1, rngs=nnx.Rngs(0))
-      >>> opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+      >>> opt = nnx.Optimizer(model, relujax.remedies.adam(1e-3), wrt=nnx.Param)
       >>> recycle = jnp.arange(16) == 0  # unit 0 of the hidden layer
       >>> _ = relujax.remedies.recycle_module(model, [recycle], jax.random.key(1), optimizer=opt)
       >>> model.layers[1].kernel[0, 0], model.layers[0].bias[0]
@@ -212,7 +217,7 @@ def recycle_module(
     wrt = nnx.Param if optimizer is None else optimizer.wrt
     params = nnx.as_pure(nnx.state(model, wrt))
     opt_state = None if optimizer is None else nnx.as_pure(optimizer.opt_state)
-    out = recycle(params, masks, key, layout=layout, opt_state=opt_state)
+    out = recycle(params, masks, key, layout=layout, opt_state=opt_state, adam_reset=adam_reset)
     nnx.update(model, out.params)
     if optimizer is not None:
         nnx.update(optimizer.opt_state, nnx.state(out.opt_state))
@@ -228,6 +233,7 @@ def redo_module(
     optimizer: Any = None,
     layout: Layout | None = None,
     collect: Callable[..., analysis.ModelStats] = analysis.collect,
+    adam_reset: str = "per_param",
 ) -> tuple[Array, ...]:
     """One ReDo step for an NNX model: score its units on ``batches`` and recycle, in place.
 
@@ -243,6 +249,7 @@ def redo_module(
       optimizer: the model's ``nnx.Optimizer``, or None.
       layout: the model's :class:`Layout` (default :func:`layout_of`).
       collect: the statistics function (``relujax.analysis.collect``).
+      adam_reset: ``"per_param"`` or ``"moments"``, see :func:`recycle`.
 
     Returns:
       The masks of recycled units, one ``[units]`` array per layer.
@@ -252,14 +259,17 @@ def redo_module(
       >>> from flax import nnx
       >>> import optax
       >>> model = relujax.nn.MLP(2, [16], 1, rngs=nnx.Rngs(0))
-      >>> opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+      >>> opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)  # one global count
       >>> model.layers[0].bias.set_value(jnp.full(16, -100.0))  # every unit dead
       >>> masks = relujax.remedies.redo_module(
-      ...     model, jnp.ones((1, 8, 2)), jax.random.key(0), optimizer=opt)
+      ...     model, jnp.ones((1, 8, 2)), jax.random.key(0), optimizer=opt,
+      ...     adam_reset="moments")
       >>> int(masks[0].sum()), float(model.layers[0].bias[...].sum())
       (16, 0.0)
     """
     layout = layout_of(model) if layout is None else layout
     stats = collect(model, batches)
     masks = dormant_masks(stats, layout, tau=tau)
-    return recycle_module(model, masks, key, optimizer=optimizer, layout=layout)
+    return recycle_module(
+        model, masks, key, optimizer=optimizer, layout=layout, adam_reset=adam_reset
+    )

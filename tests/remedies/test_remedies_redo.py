@@ -126,25 +126,35 @@ MASKS = (jnp.array([True, False, True, False, False]), jnp.array([False, False, 
 # recycle on a plain MLP pytree with an Adam state
 
 
-@pytest.fixture(scope="module")
-def trained_mlp():
-    """MLP parameters and an Adam state whose moments are non-zero everywhere."""
-    params = mlp_params(0)
-    state = optax.adam(1e-2).init(params)
+def _adam_state(params, opt):
+    """``opt``'s state with moments non-zero everywhere and every count 7."""
+    state = opt.init(params)
     leaves = jax.tree.leaves(params)
     seeds = iter(range(100, 100 + 2 * len(leaves)))
     mu, nu = (
         jax.tree.map(lambda a: 1.0 + jnp.abs(normal(next(seeds), a.shape)), params)
         for _ in range(2)
     )
-    state = (state[0]._replace(mu=mu, nu=nu), *state[1:])
-    return params, state, X_MLP
+    count = jax.tree.map(lambda c: jnp.full_like(c, 7), state[0].count)
+    return (state[0]._replace(count=count, mu=mu, nu=nu), *state[1:])
 
 
-def test_recycle_incoming_outgoing_and_moments(trained_mlp):
+@pytest.fixture(scope="module")
+def trained_mlp():
+    """MLP parameters and a per-weight-count Adam state, moments non-zero everywhere."""
+    params = mlp_params(0)
+    return params, _adam_state(params, remedies.adam(1e-2)), X_MLP
+
+
+@pytest.mark.parametrize("adam_reset", ["per_param", "moments", "moments_global"])
+def test_recycle_incoming_outgoing_and_moments(trained_mlp, adam_reset):
     params, state, _ = trained_mlp
+    if adam_reset == "moments_global":  # plain optax.adam: one global count, kept
+        state, adam_reset = _adam_state(params, optax.adam(1e-2)), "moments"
     key = rkey(7)
-    out = remedies.recycle(params, MASKS, key, layout=MLP_LAYOUT, opt_state=state)
+    out = remedies.recycle(
+        params, MASKS, key, layout=MLP_LAYOUT, opt_state=state, adam_reset=adam_reset
+    )
     new, new_state = out.params, out.opt_state
     # Fresh incoming weights: the He-normal draw of the layer's key, in the recycled columns.
     keys = jax.random.split(key, 2)
@@ -183,14 +193,18 @@ def test_recycle_incoming_outgoing_and_moments(trained_mlp):
             "bias": np.zeros(2, bool),
         },
     }
-    for moment_new, moment_old in ((adam.mu, state[0].mu), (adam.nu, state[0].nu)):
+    reset = [(adam.mu, state[0].mu), (adam.nu, state[0].nu)]
+    if adam_reset == "per_param":  # the per-weight step counts restart too
+        reset.append((adam.count, state[0].count))
+    else:
+        chex.assert_trees_all_equal(adam.count, state[0].count)
+    for moment_new, moment_old in reset:
         for name in touched:
             for leaf in ("kernel", "bias"):
                 t = np.asarray(touched[name][leaf])
                 got, old = np.asarray(moment_new[name][leaf]), np.asarray(moment_old[name][leaf])
-                assert np.all(got[t] == 0.0)
+                assert np.all(got[t] == 0)
                 np.testing.assert_array_equal(got[~t], old[~t])
-    chex.assert_trees_all_equal(adam.count, state[0].count)
     chex.assert_trees_all_equal(out.masks, MASKS)
 
 
@@ -397,8 +411,8 @@ def test_dormant_units_match_diagnose():
 
 
 def _nnx_setup(model):
-    """An Adam nnx.Optimizer whose moments are non-zero everywhere."""
-    opt = nnx.Optimizer(model, optax.adam(1e-2), wrt=nnx.Param)
+    """A per-weight-count Adam nnx.Optimizer whose moments are non-zero everywhere."""
+    opt = nnx.Optimizer(model, remedies.adam(1e-2), wrt=nnx.Param)
     state = nnx.as_pure(opt.opt_state)
     adam = state[0]
     ones = jax.tree.map(lambda a: jnp.full(a.shape, 0.5, a.dtype), adam.mu)
