@@ -12,7 +12,8 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import DTypeLike
 
-from relujax.init import _validate
+from relujax import _validation
+from relujax.init import _checks
 
 #: Standard deviation scale of the symmetric part, times 1/sqrt(fan_in).
 RAI_SIGMA = 0.6007
@@ -72,7 +73,7 @@ class PairedInitializer(Protocol):
 
     Any object with a ``pair(key, kernel_shape, dtype) -> (kernel, bias)`` method. The
     relujax ``MLP`` and ``CNN`` modules (NNX and Linen) recognise it as ``kernel_init``
-    and then take the bias from the same draw. :class:`RAI` is the one relujax ships.
+    and then take the bias from the same draw. :func:`rai` is the one relujax ships.
     """
 
     def pair(
@@ -82,6 +83,67 @@ class PairedInitializer(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class RAI:
+    """The initializer :func:`rai` returns: a kernel initializer with a :meth:`pair` method.
+
+    Attributes:
+      sigma: scale of the symmetric part; its std is ``sigma / sqrt(fan_in)``.
+      beta: ``(alpha, beta)`` of the asymmetric Beta distribution.
+      dtype: default dtype of the arrays (float32 when None).
+    """
+
+    sigma: float = RAI_SIGMA
+    beta: tuple[float, float] = RAI_BETA
+    dtype: DTypeLike | None = None
+
+    def __post_init__(self) -> None:
+        _validation.real("rai: sigma", self.sigma, minimum=0.0)
+        try:
+            a, b = self.beta
+        except (TypeError, ValueError):
+            raise TypeError(f"rai: beta must be a pair (alpha, beta), got {self.beta!r}.") from None
+        _validation.real("rai: beta[0]", a, minimum=0.0, strict=True)
+        _validation.real("rai: beta[1]", b, minimum=0.0, strict=True)
+        if self.dtype is not None:
+            _checks.dtype("rai", self.dtype, complex_ok=False)
+
+    def pair(
+        self, key: Array, kernel_shape: tuple[int, ...], dtype: DTypeLike | None = None
+    ) -> tuple[Array, Array]:
+        """Draws a (kernel, bias) pair jointly.
+
+        Args:
+          key: a PRNG key (typed, or a legacy ``jax.random.PRNGKey``: equal results).
+          kernel_shape: ``(*window, in, out)``, at least 2-D, no zero-sized axis.
+          dtype: a floating dtype for both arrays (the instance's ``dtype``, else float32,
+            when None).
+
+        Returns:
+          ``(kernel, bias)`` with shapes ``kernel_shape`` and ``(kernel_shape[-1],)``.
+        """
+        return self._pair(key, kernel_shape, dtype, param="kernel_shape")
+
+    def __call__(self, key: Array, shape: tuple[int, ...], dtype: DTypeLike | None = None) -> Array:
+        """The kernel half of :meth:`pair` (Flax initializer signature)."""
+        return self._pair(key, shape, dtype, param="shape")[0]
+
+    def _pair(
+        self, key: Array, kernel_shape: tuple[int, ...], dtype: DTypeLike | None, *, param: str
+    ) -> tuple[Array, Array]:
+        typed = _checks.key("rai", key)
+        shape = _checks.shape("rai", kernel_shape, param=param)
+        fan_in, _ = _checks.fans("rai", shape, param=param)
+        dt = _checks.dtype("rai", self.dtype if dtype is None else dtype, complex_ok=False)
+        a, b = self.beta
+        general = float(a) != 1.0 and float(b) != 1.0
+        return _draw(typed, shape, fan_in, float(self.sigma), float(a), float(b), general, dt)
+
+
+def rai(
+    *,
+    sigma: float = RAI_SIGMA,
+    beta: tuple[float, float] = RAI_BETA,
+    dtype: DTypeLike | None = None,
+) -> RAI:
     r"""Randomized asymmetric initialization (RAI), as a kernel initializer and a pair.
 
     Lu, Shin, Su, Karniadakis, "Dying ReLU and Initialization: Theory and Numerical
@@ -113,132 +175,32 @@ class RAI:
 
     Kernel layout is Flax's: ``kernel_shape = (*window, in, out)``; ``fan_in`` is the
     product of every axis but the last, ``fan_out`` the last. Called as a plain
-    initializer, ``RAI`` returns the kernel half of a joint draw (the bias half is then
-    discarded, so one unit in ``fan_in + 1`` has no Beta entry); use :meth:`pair`, or pass
-    it as ``kernel_init`` to relujax's ``MLP``/``CNN``, to get both halves.
-
-    Attributes:
-      sigma: scale of the symmetric part; its std is ``sigma / sqrt(fan_in)``.
-      beta: ``(alpha, beta)`` of the asymmetric Beta distribution.
-      dtype: default dtype of the arrays (float32 when None).
-
-    Examples:
-      >>> import jax, relujax
-      >>> kernel, bias = relujax.init.rai().pair(jax.random.key(0), (18, 5))
-      >>> kernel.shape, bias.shape
-      ((18, 5), (5,))
-    """
-
-    sigma: float = RAI_SIGMA
-    beta: tuple[float, float] = RAI_BETA
-    dtype: DTypeLike | None = None
-
-    def __post_init__(self) -> None:
-        _validate.real("sigma", self.sigma, minimum=0.0)
-        try:
-            a, b = self.beta
-        except (TypeError, ValueError):
-            raise TypeError(f"beta must be a pair (alpha, beta), got {self.beta!r}.") from None
-        _validate.real("beta[0]", a, minimum=0.0, strict=True)
-        _validate.real("beta[1]", b, minimum=0.0, strict=True)
-
-    def pair(
-        self, key: Array, kernel_shape: tuple[int, ...], dtype: DTypeLike | None = None
-    ) -> tuple[Array, Array]:
-        """Draws a (kernel, bias) pair jointly.
-
-        Args:
-          key: a PRNG key.
-          kernel_shape: ``(*window, in, out)``, at least 2-D.
-          dtype: dtype of both arrays (the instance's ``dtype``, else float32, when None).
-
-        Returns:
-          ``(kernel, bias)`` with shapes ``kernel_shape`` and ``(kernel_shape[-1],)``.
-        """
-        shape = tuple(int(d) for d in kernel_shape)
-        if len(shape) < 2:
-            raise ValueError(
-                f"kernel_shape must have at least 2 axes (*window, in, out), got {shape}."
-            )
-        if dtype is None:
-            dtype = jnp.float32 if self.dtype is None else self.dtype
-        dt = jnp.dtype(dtype)
-        if not jnp.issubdtype(dt, jnp.floating):
-            raise ValueError(f"dtype must be a floating dtype, got {dt}.")
-        fan_out = shape[-1]
-        fan_in = math.prod(shape[:-1])
-        if fan_in == 0 or fan_out == 0:
-            raise ValueError(f"kernel_shape must have no zero-sized axis, got {shape}.")
-        a, b = self.beta
-        general = float(a) != 1.0 and float(b) != 1.0
-        return _draw(key, shape, fan_in, float(self.sigma), float(a), float(b), general, dt)
-
-    def __call__(self, key: Array, shape: tuple[int, ...], dtype: DTypeLike | None = None) -> Array:
-        """The kernel half of :meth:`pair` (Flax initializer signature)."""
-        return self.pair(key, shape, dtype)[0]
-
-
-def rai(
-    *,
-    sigma: float = RAI_SIGMA,
-    beta: tuple[float, float] = RAI_BETA,
-    dtype: DTypeLike | None = None,
-) -> RAI:
-    r"""Randomized asymmetric initialization (Lu, Shin, Su, Karniadakis 2020).
-
-    Returns an :class:`RAI`: a kernel initializer with a ``pair`` method that draws the
-    kernel and the bias jointly (see :class:`RAI` for the distribution). Pass it, or the
-    name ``"rai"``, as ``kernel_init`` to :class:`relujax.nn.MLP` / ``CNN`` and the bias
-    comes from the same draw.
+    initializer, it returns the kernel half of a joint draw (the bias half is then
+    discarded, so one unit in ``fan_in + 1`` has no Beta entry); use its ``pair(key,
+    kernel_shape, dtype=None) -> (kernel, bias)`` method, or pass it (or the name ``"rai"``)
+    as ``kernel_init`` to relujax's ``MLP``/``CNN``, to get both halves.
 
     Args:
       sigma: scale of the symmetric part, N(0, sigma**2 / fan_in); >= 0.
       beta: ``(alpha, beta)`` > 0 of the asymmetric entry's Beta distribution.
-      dtype: default dtype (float32 when None).
+      dtype: default floating dtype (float32 when None).
 
     Returns:
-      An :class:`RAI` initializer.
+      An initializer ``init(key, shape, dtype=dtype) -> kernel`` with a method
+      ``pair(key, kernel_shape, dtype=dtype) -> (kernel, bias)``
+      (a :class:`PairedInitializer`).
 
     Examples:
-      >>> import jax, relujax
+      >>> import jax, jax.numpy as jnp, relujax
+      >>> kernel, bias = relujax.init.rai().pair(jax.random.key(0), (3, 3, 2, 5))  # a conv
+      >>> kernel.shape, bias.shape, kernel.dtype
+      ((3, 3, 2, 5), (5,), dtype('float32'))
       >>> kernel, bias = relujax.init.rai(sigma=0.0).pair(jax.random.key(0), (18, 5))
-      >>> import jax.numpy as jnp  # with sigma=0 only the Beta entries are non-zero
-      >>> (jnp.count_nonzero(kernel, axis=0) + (bias != 0)).tolist()
+      >>> (jnp.count_nonzero(kernel, axis=0) + (bias != 0)).tolist()  # one Beta entry per unit
       [1, 1, 1, 1, 1]
     """
     try:
         pair = tuple(beta)
     except TypeError:
-        raise TypeError(f"beta must be a pair (alpha, beta), got {beta!r}.") from None
+        raise TypeError(f"rai: beta must be a pair (alpha, beta), got {beta!r}.") from None
     return RAI(sigma=sigma, beta=pair, dtype=dtype)  # type: ignore[arg-type]
-
-
-def rai_pair(
-    key: Array,
-    kernel_shape: tuple[int, ...],
-    dtype: DTypeLike | None = None,
-    *,
-    sigma: float = RAI_SIGMA,
-    beta: tuple[float, float] = RAI_BETA,
-) -> tuple[Array, Array]:
-    r"""Draws a RAI ``(kernel, bias)`` pair: ``rai(sigma=..., beta=...).pair(key, ...)``.
-
-    See :class:`RAI` for the distribution and the reference (Lu et al. 2020).
-
-    Args:
-      key: a PRNG key.
-      kernel_shape: ``(*window, in, out)``; a Dense kernel is ``(fan_in, fan_out)``.
-      dtype: dtype of both arrays (float32 when None).
-      sigma: scale of the symmetric part, N(0, sigma**2 / fan_in).
-      beta: ``(alpha, beta)`` of the asymmetric entry's Beta distribution.
-
-    Returns:
-      ``(kernel, bias)`` with shapes ``kernel_shape`` and ``(kernel_shape[-1],)``.
-
-    Examples:
-      >>> import jax, relujax
-      >>> kernel, bias = relujax.init.rai_pair(jax.random.key(0), (3, 3, 2, 5))  # a conv
-      >>> kernel.shape, bias.shape, kernel.dtype
-      ((3, 3, 2, 5), (5,), dtype('float32'))
-    """
-    return rai(sigma=sigma, beta=beta).pair(key, kernel_shape, dtype)

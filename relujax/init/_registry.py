@@ -1,91 +1,121 @@
-"""Look initializers up by name."""
+"""Look initializers up by name: ``get(name, **params)`` and ``names()``.
+
+Built on :class:`relujax._registry.Registry`, so names are normalized as everywhere in relujax
+(``"He-Normal"`` is ``"he_normal"``) and an unknown name lists the closest and all accepted.
+"""
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any
 
+from relujax._registry import Registry
 from relujax.init import _rai, _scaling, _simple
 
-# Factories: name -> callable(**params) returning an initializer.
-_FACTORIES: dict[str, Callable[..., Any]] = {
-    "he_normal": _scaling.he_normal,
-    "he_uniform": _scaling.he_uniform,
-    "kaiming_normal": _scaling.he_normal,
-    "kaiming_uniform": _scaling.he_uniform,
-    "xavier_normal": _scaling.xavier_normal,
-    "xavier_uniform": _scaling.xavier_uniform,
-    "glorot_normal": _scaling.xavier_normal,
-    "glorot_uniform": _scaling.xavier_uniform,
-    "lecun_normal": _scaling.lecun_normal,
-    "orthogonal": _scaling.orthogonal,
-    "rai": _rai.rai,
-    "normal": _simple.normal,
-    "constant": _simple.constant,
-}
-# Initializers that are functions themselves (as jax.nn.initializers.zeros).
-_PLAIN: dict[str, Callable[..., Any]] = {"zeros": _simple.zeros, "ones": _simple.ones}
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    """A registered initializer: a factory taking ``**params``, or an initializer itself."""
+
+    fn: Callable[..., Any]
+    factory: bool = True
+
+    def params(self) -> tuple[str, ...]:
+        if not self.factory:
+            return ()
+        return tuple(
+            p.name
+            for p in inspect.signature(self.fn).parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        )
+
+
+_INITIALIZERS: Registry[_Entry] = Registry(
+    "initializer",
+    {
+        "he_normal": _Entry(_scaling.he_normal),
+        "he_uniform": _Entry(_scaling.he_uniform),
+        "xavier_normal": _Entry(_scaling.xavier_normal),
+        "xavier_uniform": _Entry(_scaling.xavier_uniform),
+        "lecun_normal": _Entry(_scaling.lecun_normal),
+        "orthogonal": _Entry(_scaling.orthogonal),
+        "rai": _Entry(_rai.rai),
+        "normal": _Entry(_simple.normal),
+        "constant": _Entry(_simple.constant),
+        "zeros": _Entry(_simple.zeros, factory=False),
+        "ones": _Entry(_simple.ones, factory=False),
+    },
+    aliases={
+        "kaiming_normal": "he_normal",
+        "kaiming_uniform": "he_uniform",
+        "glorot_normal": "xavier_normal",
+        "glorot_uniform": "xavier_uniform",
+    },
+)
 
 
 def names() -> tuple[str, ...]:
-    """The names :func:`get` accepts, sorted.
+    """The names :func:`get` accepts (aliases such as ``"kaiming_normal"`` included), sorted.
 
     Returns:
-      A tuple of strings.
+      A tuple of canonical (normalized) names.
 
     Examples:
       >>> import relujax
-      >>> "he_normal" in relujax.init.names(), "rai" in relujax.init.names()
+      >>> "he_normal" in relujax.init.names(), "glorot_uniform" in relujax.init.names()
       (True, True)
     """
-    return tuple(sorted((*_FACTORIES, *_PLAIN)))
+    return _INITIALIZERS.names()
 
 
-def get(name: str | Callable[..., Any], **params: Any) -> Callable[..., Any]:
+def get(name: str | Callable[..., Any], /, **params: Any) -> Callable[..., Any]:
     """Returns an initializer by name, configured with ``params``.
 
     ``get("he_normal", negative_slope=0.1)`` is ``he_normal(negative_slope=0.1)``;
-    ``get("zeros")`` is :func:`zeros` itself. A callable is returned unchanged (so
-    modules can accept either form); giving it ``params`` is an error.
+    ``get("zeros")`` is :func:`zeros` itself. Names are normalized (surrounding spaces
+    dropped, case ignored, ``-`` read as ``_``: ``"He-Normal"`` is ``"he_normal"``). A
+    callable is returned unchanged (so modules can take either form).
 
     Args:
-      name: one of :func:`names`, or an initializer.
+      name: one of :func:`names` in any spelling, or an initializer.
       **params: keyword arguments of the named factory.
 
     Returns:
       An initializer ``init(key, shape, dtype=None) -> Array``.
 
     Raises:
-      ValueError: for an unknown name (the message suggests the closest names) or
-        parameters given to a parameterless initializer.
+      TypeError: ``name`` is neither a string nor a callable, or ``params`` are not
+        parameters of the named factory (an initializer object, ``"zeros"`` and ``"ones"``
+        take none).
+      ValueError: an unknown name (the message suggests the closest names).
 
     Examples:
       >>> import jax, relujax
-      >>> init = relujax.init.get("constant", value=-1.0)
+      >>> init = relujax.init.get("Constant", value=-1.0)
       >>> init(jax.random.key(0), (2,))
       Array([-1., -1.], dtype=float32)
       >>> relujax.init.get("he_norml")
       Traceback (most recent call last):
       ...
-      ValueError: Unknown initializer 'he_norml'. Did you mean 'he_normal'...
+      ValueError: unknown initializer 'he_norml' for name; did you mean 'he_normal'...
     """
-    if callable(name):
+    if callable(name) and not isinstance(name, str):
         if params:
-            raise ValueError(
-                f"get() got parameters {sorted(params)} for an initializer object {name!r}; "
-                "parameters are only accepted with a name."
+            raise TypeError(
+                f"init.get: parameters {sorted(params)} were given with an initializer object "
+                f"{name!r}; parameters are only accepted with a name."
             )
         return name
     if not isinstance(name, str):
-        raise TypeError(f"name must be a string or an initializer, got {name!r}.")
-    key = name.strip().lower().replace("-", "_")
-    if key in _FACTORIES:
-        return _FACTORIES[key](**params)
-    if key in _PLAIN:
-        if params:
-            raise ValueError(f"Initializer {name!r} takes no parameters, got {sorted(params)}.")
-        return _PLAIN[key]
-    close = difflib.get_close_matches(key, names(), n=3, cutoff=0.5)
-    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-    raise ValueError(f"Unknown initializer {name!r}.{hint} Accepted names: {', '.join(names())}.")
+        raise TypeError(f"init.get: name must be an initializer name or a callable, got {name!r}.")
+    canonical = _INITIALIZERS.resolve(name)
+    entry = _INITIALIZERS.entry(canonical)
+    unknown = sorted(set(params) - set(entry.params()))
+    if unknown:
+        accepted = ", ".join(entry.params()) or "none"
+        raise TypeError(
+            f"init.get: {canonical!r} got unknown parameters {unknown}; accepted: {accepted}."
+        )
+    return entry.fn(**params) if entry.factory else entry.fn

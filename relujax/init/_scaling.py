@@ -2,37 +2,47 @@
 
 Each function is a factory in the style of ``jax.nn.initializers``: it takes the
 hyperparameters and returns an initializer ``init(key, shape, dtype=None) -> Array``.
-They are thin wrappers over ``jax.nn.initializers.variance_scaling`` and
-``jax.nn.initializers.orthogonal``; what they add is the leaky-ReLU gain and checked arguments.
+They wrap ``jax.nn.initializers.variance_scaling`` and ``jax.nn.initializers.orthogonal``;
+what they add is the leaky-ReLU gain, checked arguments (a bad key, shape or dtype is an
+error naming the initializer and the parameter, before any JAX code runs) and an orthogonal
+initializer that works in float16 and bfloat16.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax.numpy as jnp
+from jax import Array
 from jax.nn import initializers as jinit
 from jax.typing import DTypeLike
 
-from relujax.init import _validate
+from relujax import _validation
+from relujax.init import _checks
 
 Initializer = jinit.Initializer
 
 _DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
+# Dtypes that jnp.linalg.qr accepts; orthogonal computes in float32 for the others.
+_QR_DTYPES = (jnp.float32, jnp.float64, jnp.complex64, jnp.complex128)
 
 
 def _axes(name: str, value: int | Sequence[int]) -> int | tuple[int, ...]:
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}.")
     try:
-        out = tuple(value)
+        out = tuple(value)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}.") from None
-    if not all(isinstance(a, int) for a in out):
+    if not all(isinstance(a, int) and not isinstance(a, bool) for a in out):
         raise TypeError(f"{name} must be an int or a sequence of ints, got {value!r}.")
     return out
 
 
 def _scaling(
+    fn: str,
     scale: float,
     mode: str,
     distribution: str,
@@ -41,15 +51,15 @@ def _scaling(
     batch_axis: int | Sequence[int],
     dtype: DTypeLike | None,
 ) -> Initializer:
-    _validate.choice("distribution", distribution, _DISTRIBUTIONS)
-    return jinit.variance_scaling(
-        scale,
-        mode,
-        distribution,  # type: ignore[arg-type]
-        in_axis=_axes("in_axis", in_axis),
-        out_axis=_axes("out_axis", out_axis),
-        batch_axis=_axes("batch_axis", batch_axis),
-        dtype=dtype,
+    _validation.choice(f"{fn}: distribution", distribution, _DISTRIBUTIONS)
+    axes = {
+        "in_axis": _axes(f"{fn}: in_axis", in_axis),
+        "out_axis": _axes(f"{fn}: out_axis", out_axis),
+        "batch_axis": _axes(f"{fn}: batch_axis", batch_axis),
+    }
+    inner = jinit.variance_scaling(scale, mode, distribution, **axes)  # type: ignore[arg-type]
+    return _checks.initializer(
+        fn, inner, dtype, check_fans=lambda dims: _checks.fans(fn, dims, **axes)
     )
 
 
@@ -73,7 +83,7 @@ def leaky_gain(negative_slope: float = 0.0) -> float:
       >>> relujax.init.leaky_gain(0.0), relujax.init.leaky_gain(1.0)
       (2.0, 1.0)
     """
-    a = _validate.real("negative_slope", negative_slope)
+    a = _validation.real("leaky_gain: negative_slope", negative_slope)
     return 2.0 / (1.0 + a * a)
 
 
@@ -122,8 +132,10 @@ def he_normal(
       >>> print(f"{float(w.var()) * 800:.2f}")  # fan_in * Var[w] = 2
       2.00
     """
+    a = _validation.real("he_normal: negative_slope", negative_slope)
     return _scaling(
-        leaky_gain(negative_slope),
+        "he_normal",
+        leaky_gain(a),
         "fan_in",
         distribution,
         in_axis,
@@ -165,8 +177,9 @@ def he_uniform(
       >>> bool(abs(w).max() <= (6 / 800) ** 0.5)
       True
     """
+    a = _validation.real("he_uniform: negative_slope", negative_slope)
     return _scaling(
-        leaky_gain(negative_slope), "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype
+        "he_uniform", leaky_gain(a), "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype
     )
 
 
@@ -206,8 +219,10 @@ def xavier_normal(
       >>> print(f"{float(w.var()) * (800 + 600) / 2:.2f}")
       1.00
     """
-    g = _validate.real("gain", gain, minimum=0.0, strict=True)
-    return _scaling(g * g, "fan_avg", distribution, in_axis, out_axis, batch_axis, dtype)
+    g = _validation.real("xavier_normal: gain", gain, minimum=0.0, strict=True)
+    return _scaling(
+        "xavier_normal", g * g, "fan_avg", distribution, in_axis, out_axis, batch_axis, dtype
+    )
 
 
 def xavier_uniform(
@@ -242,8 +257,10 @@ def xavier_uniform(
       >>> bool(abs(w).max() <= (6 / 1400) ** 0.5)
       True
     """
-    g = _validate.real("gain", gain, minimum=0.0, strict=True)
-    return _scaling(g * g, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype)
+    g = _validation.real("xavier_uniform: gain", gain, minimum=0.0, strict=True)
+    return _scaling(
+        "xavier_uniform", g * g, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype
+    )
 
 
 def lecun_normal(
@@ -278,7 +295,9 @@ def lecun_normal(
       >>> print(f"{float(w.var()) * 800:.2f}")
       1.00
     """
-    return _scaling(1.0, "fan_in", distribution, in_axis, out_axis, batch_axis, dtype)
+    return _scaling(
+        "lecun_normal", 1.0, "fan_in", distribution, in_axis, out_axis, batch_axis, dtype
+    )
 
 
 def orthogonal(
@@ -287,8 +306,10 @@ def orthogonal(
     r"""Orthogonal initializer (Saxe, McClelland, Ganguli, 2014).
 
     Draws a matrix with orthonormal columns (or rows, whichever are fewer) times
-    ``scale``, reshaping other axes into the rows. For ReLU layers ``scale=sqrt(2)``
-    matches the He gain. Wraps ``jax.nn.initializers.orthogonal``.
+    ``scale``, reshaping the other axes into the rows: :math:`W^\top W = s^2 I` when the
+    columns are fewer. For ReLU layers ``scale=sqrt(2)`` matches the He gain. In float32 and
+    float64 it equals ``jax.nn.initializers.orthogonal``; float16 and bfloat16 (where JAX's
+    QR decomposition is not defined) draw the same matrix in float32 and round it once.
 
     Args:
       scale: multiplies the orthogonal matrix.
@@ -300,13 +321,25 @@ def orthogonal(
 
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
-      >>> w = relujax.init.orthogonal()(jax.random.key(0), (4, 3))
-      >>> jnp.round(w.T @ w, 5)
-      Array([[ 1.,  0., -0.],
-             [ 0.,  1.,  0.],
-             [-0.,  0.,  1.]], dtype=float32)
+      >>> w = relujax.init.orthogonal(scale=2.0)(jax.random.key(0), (4, 3))
+      >>> bool(jnp.allclose(w.T @ w, 4.0 * jnp.eye(3), atol=1e-5))
+      True
+      >>> relujax.init.orthogonal()(jax.random.key(0), (4, 3), jnp.bfloat16).dtype
+      dtype(bfloat16)
     """
-    s = _validate.real("scale", scale)
-    if not isinstance(column_axis, int):
-        raise TypeError(f"column_axis must be an int, got {column_axis!r}.")
-    return jinit.orthogonal(scale=s, column_axis=column_axis, dtype=dtype)
+    s = _validation.real("orthogonal: scale", scale)
+    col = _validation.integer("orthogonal: column_axis", column_axis)
+    inner = jinit.orthogonal(scale=s, column_axis=col)
+
+    def fans(dims: tuple[int, ...]) -> None:
+        n = len(dims)
+        if n >= 2 and not -n <= col < n:
+            raise ValueError(f"orthogonal: column_axis={col} is out of range for a {n}-axis shape.")
+        rows = tuple(i for i in range(n) if i != col % max(n, 1))
+        _checks.fans("orthogonal", dims, in_axis=rows, out_axis=col)
+
+    def draw(key: Array, dims: tuple[int, ...], dt: jnp.dtype) -> Array:
+        compute = dt if dt in _QR_DTYPES else jnp.dtype(jnp.float32)
+        return inner(key, dims, compute).astype(dt)
+
+    return _checks.initializer("orthogonal", draw, dtype, check_fans=fans)

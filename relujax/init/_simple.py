@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.nn import initializers as jinit
 from jax.typing import DTypeLike
 
-from relujax.init import _validate
+from relujax import _validation
+from relujax.init import _checks
 
 Initializer = jinit.Initializer
-
-
-def _check_float(dtype: DTypeLike | None) -> jnp.dtype:
-    dt = jnp.dtype(jnp.float32 if dtype is None else dtype)
-    if not jnp.issubdtype(dt, jnp.inexact):
-        raise ValueError(f"dtype must be a floating or complex dtype, got {dt}.")
-    return dt
 
 
 def normal(
@@ -46,15 +41,13 @@ def normal(
       >>> print(f"{float(w.std()):.2f}")
       0.50
     """
-    s = _validate.real("stddev", stddev, minimum=0.0)
-    m = _validate.real("mean", mean)
-    default = dtype
+    s = _validation.real("normal: stddev", stddev, minimum=0.0)
+    m = _validation.real("normal: mean", mean)
 
-    def init(key: Array, shape: tuple[int, ...], dtype: DTypeLike | None = default) -> Array:
-        dt = _check_float(dtype)
-        return m + s * jax.random.normal(key, shape, dt)
+    def draw(key: Array, dims: tuple[int, ...], dt: np.dtype) -> Array:
+        return m + s * jax.random.normal(key, dims, dt)
 
-    return init
+    return _checks.initializer("normal", draw, dtype)  # type: ignore[return-value]
 
 
 def constant(value: float, *, dtype: DTypeLike | None = None) -> Initializer:
@@ -75,14 +68,13 @@ def constant(value: float, *, dtype: DTypeLike | None = None) -> Initializer:
       >>> relujax.init.constant(-0.5)(jax.random.key(0), (3,))
       Array([-0.5, -0.5, -0.5], dtype=float32)
     """
-    v = _validate.real("value", value)
-    default = dtype
+    v = _validation.real("constant: value", value)
 
-    def init(key: Array, shape: tuple[int, ...], dtype: DTypeLike | None = default) -> Array:
+    def draw(key: Array, dims: tuple[int, ...], dt: np.dtype) -> Array:
         del key
-        return jnp.full(shape, v, _check_float(dtype))
+        return jnp.full(dims, v, dt)
 
-    return init
+    return _checks.initializer("constant", draw, dtype, uses_key=False)  # type: ignore[return-value]
 
 
 def zeros(key: Array, shape: tuple[int, ...], dtype: DTypeLike | None = None) -> Array:
@@ -106,7 +98,7 @@ def zeros(key: Array, shape: tuple[int, ...], dtype: DTypeLike | None = None) ->
       Array([0., 0.], dtype=float32)
     """
     del key
-    return jnp.zeros(shape, _check_float(dtype))
+    return jnp.zeros(_checks.shape("zeros", shape), _checks.dtype("zeros", dtype))
 
 
 def ones(key: Array, shape: tuple[int, ...], dtype: DTypeLike | None = None) -> Array:
@@ -126,4 +118,4 @@ def ones(key: Array, shape: tuple[int, ...], dtype: DTypeLike | None = None) -> 
       Array([1., 1.], dtype=float32)
     """
     del key
-    return jnp.ones(shape, _check_float(dtype))
+    return jnp.ones(_checks.shape("ones", shape), _checks.dtype("ones", dtype))

@@ -25,7 +25,7 @@ def _stack(kernel, bias):
     [((18, 5), jnp.float32), ((3, 3, 2, 5), jnp.bfloat16)],
 )
 def test_shapes_and_dtypes(shape, dtype):
-    kernel, bias = init.rai_pair(KEY, shape, dtype)
+    kernel, bias = init.rai().pair(KEY, shape, dtype)
     chex.assert_shape(kernel, shape)
     chex.assert_shape(bias, (shape[-1],))
     chex.assert_type([kernel, bias], dtype)
@@ -34,7 +34,7 @@ def test_shapes_and_dtypes(shape, dtype):
 
 def test_exactly_one_beta_entry_per_unit():
     fan_in, fan_out = WIDE
-    v = _stack(*init.rai_pair(KEY, WIDE, sigma=0.0))
+    v = _stack(*init.rai(sigma=0.0).pair(KEY, WIDE))
     nonzero = v != 0
     np.testing.assert_array_equal(nonzero.sum(axis=1), np.ones(fan_out))
     # The replaced position is uniform over the fan_in + 1 entries (bias included).
@@ -53,8 +53,8 @@ def test_exactly_one_beta_entry_per_unit():
 
 def test_symmetric_part_has_the_stated_variance():
     (fan_in, fan_out), sigma = WIDE, 0.6007
-    v = _stack(*init.rai_pair(KEY, WIDE))
-    v0 = _stack(*init.rai_pair(KEY, WIDE, sigma=0.0))
+    v = _stack(*init.rai().pair(KEY, WIDE))
+    v0 = _stack(*init.rai(sigma=0.0).pair(KEY, WIDE))
     beta = v0 != 0
     # Same key: the Beta entries sit at the same place with the same values.
     np.testing.assert_array_equal(v[beta], v0[beta])
@@ -68,7 +68,7 @@ def test_exact_moments_of_the_preactivation():
     # For any input x~ = (x, 1), with b the Beta entry:
     # E[V.x~] = E[b] mean(x~) and E[(V.x~)^2] = (sigma^2 + E[b^2]) mean(x~^2).
     sigma = 0.6007
-    kernel, bias = init.rai_pair(KEY, WIDE, sigma=sigma)
+    kernel, bias = init.rai(sigma=sigma).pair(KEY, WIDE)
     x = jnp.array([0.3, -1.2, 2.0, 0.0, 0.7, 1.5, -0.4])
     z = np.asarray(x[None] @ kernel + bias[None], np.float64)[0]
     xt = np.append(np.asarray(x), 1.0)
@@ -80,7 +80,7 @@ def test_exact_moments_of_the_preactivation():
 
 @pytest.mark.parametrize(("beta", "mean"), [((1.0, 3.0), 0.25), ((2.0, 3.0), 0.4)])
 def test_other_beta_parameters(beta, mean):
-    v = _stack(*init.rai_pair(KEY, WIDE, sigma=0.0, beta=beta))
+    v = _stack(*init.rai(sigma=0.0, beta=beta).pair(KEY, WIDE))
     b = v[v != 0]
     assert b.size == WIDE[1]
     a_, b_ = beta
@@ -90,8 +90,8 @@ def test_other_beta_parameters(beta, mean):
 
 def test_conv_kernel_layout():
     # A conv kernel (*window, in, out) is the Dense kernel (prod(window) * in, out), reshaped.
-    k4, b4 = init.rai_pair(KEY, (3, 3, 2, 5))
-    k2, b2 = init.rai_pair(KEY, (18, 5))
+    k4, b4 = init.rai().pair(KEY, (3, 3, 2, 5))
+    k2, b2 = init.rai().pair(KEY, (18, 5))
     chex.assert_trees_all_equal((k4.reshape(18, 5), b4), (k2, b2))
 
 
@@ -103,7 +103,7 @@ def test_kernel_initializer_is_the_kernel_half():
 
 
 def test_reproducible_jit_vmap():
-    f = lambda k: init.rai_pair(k, (18, 5))
+    f = lambda k: init.rai().pair(k, (18, 5))
     chex.assert_trees_all_equal(f(KEY), f(KEY))
     chex.assert_trees_all_close(jax.jit(f)(KEY), f(KEY), atol=1e-6)  # up to fusion rounding
     keys = jax.random.split(KEY, 5)
@@ -121,8 +121,8 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="beta"):
         init.rai(beta=2.0)
     with pytest.raises(ValueError, match="kernel_shape"):
-        init.rai_pair(KEY, (5,))
+        init.rai().pair(KEY, (5,))
     with pytest.raises(ValueError, match="kernel_shape"):
-        init.rai_pair(KEY, (0, 3))
+        init.rai().pair(KEY, (0, 3))
     with pytest.raises(ValueError, match="dtype"):
-        init.rai_pair(KEY, (2, 3), jnp.int32)
+        init.rai().pair(KEY, (2, 3), jnp.int32)
