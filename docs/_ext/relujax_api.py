@@ -1,0 +1,173 @@
+"""The ``relujax-api`` directive: the API reference of one public module, from its ``__all__``.
+
+``.. relujax-api:: relujax.analysis`` documents every name in ``relujax.analysis.__all__``
+(``autoclass`` with members for classes, ``autofunction`` for functions, ``autodata`` for
+the rest), so that a name added to ``__all__`` appears in the docs without editing them. A
+name that another public module documents (the root package re-exports the activations of
+``relujax.activations``) gets a link to it instead of a second description. The
+``missing-reference`` hook resolves references to a private path
+(``relujax.analysis._report.Report``, as autodoc writes type annotations), to a re-export or
+relative to the current module, to the public name that documents the same object; any other
+broken reference still fails the build.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+from typing import Any
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.pycode import ModuleAnalyzer, PycodeError
+from sphinx.util.docutils import SphinxDirective
+from sphinx.util.nodes import nested_parse_with_titles
+
+#: The public modules, most specific first: an object is documented under the first that exports it.
+PUBLIC_MODULES = (
+    "relujax.activations",
+    "relujax.analysis",
+    "relujax.init",
+    "relujax.nn",
+    "relujax.linen",
+    "relujax.sweep",
+    "relujax.schedules",
+    "relujax.remedies",
+    "relujax.data",
+    "relujax",
+)
+
+
+def _exports(module_name: str) -> dict[str, Any]:
+    module = importlib.import_module(module_name)
+    return {name: getattr(module, name) for name in module.__all__}
+
+
+def canonical_name(obj: Any) -> str | None:
+    """``module.name`` of the public module that documents ``obj`` (None if none exports it)."""
+    for module_name in PUBLIC_MODULES:
+        for name, value in _exports(module_name).items():
+            if value is obj and not inspect.ismodule(value):
+                return f"{module_name}.{name}"
+    return None
+
+
+def _data_entry(module_name: str, name: str, obj: Any) -> list[str]:
+    """A constant: its value (when short) and the ``#:`` comment where it is defined.
+
+    autodoc would show the docstring of the value's type (``tuple``'s) for a re-exported
+    constant, so the comment is looked up in the private module that defines the name.
+    """
+    value = repr(obj)
+    lines = [f".. py:data:: {name}"]
+    if len(value) <= 100:
+        lines.append(f"   :value: {value}")
+    lines.append("")
+    for source in sorted(m for m in sys.modules if m.startswith(f"{module_name}._")):
+        if getattr(sys.modules[source], name, None) is not obj:
+            continue
+        try:
+            docs = ModuleAnalyzer.for_module(source).find_attr_docs().get(("", name))
+        except PycodeError:
+            continue
+        if docs:
+            lines += [f"   {line}" for line in docs] + [""]
+            break
+    return lines
+
+
+class RelujaxApi(SphinxDirective):
+    """Documents every name in one module's ``__all__``."""
+
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        module_name = self.arguments[0]
+        lines = [f".. py:module:: {module_name}", ""]
+        summary: list[str] = []
+        entries: list[str] = []
+        for name, obj in _exports(module_name).items():
+            full = f"{module_name}.{name}"
+            if inspect.ismodule(obj):
+                summary.append(f"* :py:mod:`{full}`: the ``{name}`` package")
+                continue
+            home = canonical_name(obj)
+            if home is not None and home != full:
+                summary.append(f"* ``{full}``: the same object as :py:obj:`{home}`")
+                continue
+            if inspect.isclass(obj):
+                entries += [f".. autoclass:: {full}", "   :members:", "   :show-inheritance:", ""]
+            elif callable(obj):
+                entries += [f".. autofunction:: {full}", ""]
+            else:
+                entries += _data_entry(module_name, name, obj)
+        if summary:
+            lines += [*summary, ""]
+        lines += entries
+        container = nodes.container()
+        nested_parse_with_titles(self.state, StringList(lines, source=module_name), container)
+        return container.children
+
+
+def _lookup(path: str) -> Any:
+    """The object at a dotted path (module attributes followed), or None."""
+    parts = path.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        try:
+            for attr in parts[split:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            return None
+        return obj
+    return None
+
+
+def _resolve_to_public(app, env, node, contnode):
+    """Resolves a reference to the public name that documents the same relujax object.
+
+    Handles ``relujax.<...>._private.Name`` (how autodoc writes annotations), re-exports
+    (``relujax.prelu`` is documented as ``relujax.activations.prelu``) and names relative to
+    the current module (``swish`` in a docstring of ``relujax.activations``). A target that
+    is no documented relujax object stays unresolved, and the build fails on it.
+    """
+    if node.get("refdomain") != "py":
+        return None
+    target = node.get("reftarget", "")
+    candidates = [target] if target.startswith("relujax.") else []
+    if node.get("py:module"):
+        candidates.append(f"{node['py:module']}.{target}")
+    for candidate in candidates:
+        obj = _lookup(candidate)
+        home = None if obj is None or inspect.ismodule(obj) else canonical_name(obj)
+        if home is None or home == target:
+            continue
+        return env.get_domain("py").resolve_xref(
+            env, node["refdoc"], app.builder, node["reftype"], home, node, contnode
+        )
+    return None
+
+
+def _keep_property_docstrings(app, what, name, obj, options, lines):
+    """Undoes napoleon's reading of a property's first words as its type.
+
+    Napoleon takes ``"Fraction of units: ..."`` in a property docstring for a Google-style
+    ``type: description`` and drops the words; relujax's properties carry return
+    annotations, so their docstrings are rendered as written.
+    """
+    if what == "property" and obj is not None:
+        doc = inspect.getdoc(getattr(obj, "fget", obj))
+        if doc:
+            lines[:] = [*doc.splitlines(), ""]
+
+
+def setup(app):
+    app.add_directive("relujax-api", RelujaxApi)
+    app.connect("missing-reference", _resolve_to_public)
+    # After napoleon (priority 500), which this corrects.
+    app.connect("autodoc-process-docstring", _keep_property_docstrings, priority=600)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
