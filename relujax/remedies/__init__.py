@@ -1,20 +1,33 @@
-"""Remedies for dead and dormant units: ReDo recycling (Sokar et al. 2023).
+"""Remedies for dead and dormant units and for loss of plasticity.
 
-A :class:`Layout` says which parameters belong to which unit (incoming kernel column and
-bias, outgoing kernel rows, flattened conv channels included); :func:`recycle` gives the
-selected units fresh incoming weights, zero outgoing weights and zeroed optimizer moments,
-as a pure, jittable function of boolean mask arrays; :func:`redo` and
-:func:`dormant_masks` pick the tau-dormant units from :mod:`relujax.analysis` statistics.
-:func:`recycle_module` and :func:`redo_module` do the same in place for Flax NNX models
-(:class:`relujax.nn.MLP`, ``CNN``) and their ``nnx.Optimizer``.
+- ReDo recycling (Sokar et al. 2023): a :class:`Layout` says which parameters belong to
+  which unit; :func:`recycle` gives the selected units fresh incoming weights, zero outgoing
+  weights and a fresh optimizer state, as a pure, jittable function of boolean masks;
+  :func:`redo` and :func:`dormant_masks` pick the tau-dormant units;
+  :func:`recycle_module` and :func:`redo_module` do it in place for Flax NNX models.
+- Adam with a step count per weight (:func:`adam`, :func:`adamw`,
+  :func:`scale_by_adam_per_param`), so that re-initialized weights restart Adam.
+- Continual backprop (Dohare et al. 2024, :func:`continual_backprop`), shrink and perturb
+  (Ash & Adams 2020, :func:`shrink_perturb`), layer resets (Nikishin et al. 2022,
+  :func:`reset_layers`) and L2 toward the initial parameters (Kumar et al. 2023,
+  :func:`add_decayed_weights_to_init`, an Optax transformation).
+- :mod:`relujax.remedies.interventions`: each remedy as a per-step intervention of a
+  compiled training loop, by name.
 """
 
+from relujax.remedies import interventions as interventions
 from relujax.remedies._adam import ScaleByAdamPerParamState as ScaleByAdamPerParamState
 from relujax.remedies._adam import adam as adam
 from relujax.remedies._adam import adamw as adamw
 from relujax.remedies._adam import scale_by_adam_per_param as scale_by_adam_per_param
+from relujax.remedies._cbp import UTILITIES as UTILITIES
+from relujax.remedies._cbp import CBPState as CBPState
+from relujax.remedies._cbp import CBPStep as CBPStep
+from relujax.remedies._cbp import continual_backprop as continual_backprop
+from relujax.remedies._cbp import continual_backprop_init as continual_backprop_init
 from relujax.remedies._l2_init import L2InitState as L2InitState
 from relujax.remedies._l2_init import add_decayed_weights_to_init as add_decayed_weights_to_init
+from relujax.remedies._layer_reset import reset_layers as reset_layers
 from relujax.remedies._layout import FLATTEN_ORDERS as FLATTEN_ORDERS
 from relujax.remedies._layout import Layer as Layer
 from relujax.remedies._layout import Layout as Layout
@@ -28,10 +41,15 @@ from relujax.remedies._redo import dormant_units as dormant_units
 from relujax.remedies._redo import recycle_module as recycle_module
 from relujax.remedies._redo import redo as redo
 from relujax.remedies._redo import redo_module as redo_module
+from relujax.remedies._schedule import due as due
+from relujax.remedies._shrink_perturb import shrink_perturb as shrink_perturb
 
 __all__ = [
     "ADAM_RESETS",
     "FLATTEN_ORDERS",
+    "UTILITIES",
+    "CBPState",
+    "CBPStep",
     "L2InitState",
     "Layer",
     "Layout",
@@ -40,13 +58,19 @@ __all__ = [
     "adam",
     "adamw",
     "add_decayed_weights_to_init",
+    "continual_backprop",
+    "continual_backprop_init",
     "dormant_masks",
     "dormant_units",
+    "due",
+    "interventions",
     "layout_of",
     "recycle",
     "recycle_module",
     "redo",
     "redo_module",
+    "reset_layers",
     "scale_by_adam_per_param",
     "sequential",
+    "shrink_perturb",
 ]

@@ -99,6 +99,9 @@ class Layer:
       outgoing_axis: the unit axis of the outgoing arrays.
       site: the name of the layer's activation site in :mod:`relujax.analysis` statistics,
         or None to match sites by position.
+      outgoing_bias: the bias of each ``outgoing`` array's layer (the next layer's bias,
+        along that array's last axis), where :func:`continual_backprop` moves a replaced
+        unit's mean contribution; ``()`` when there is none.
 
     Examples:
       >>> from relujax import remedies
@@ -114,6 +117,7 @@ class Layer:
     flatten: str = "channels_last"
     outgoing_axis: int = -2
     site: str | None = None
+    outgoing_bias: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kernel", as_path(self.kernel, name="kernel"))
@@ -134,6 +138,22 @@ class Layer:
             raise TypeError(f"outgoing_axis must be an int, got {self.outgoing_axis!r}.")
         if self.site is not None and not isinstance(self.site, str):
             raise TypeError(f"site must be a site name (str) or None, got {self.site!r}.")
+        if isinstance(self.outgoing_bias, (str, int)) or not isinstance(
+            self.outgoing_bias, Sequence
+        ):
+            raise TypeError(
+                f"outgoing_bias must be a sequence of paths, got {self.outgoing_bias!r}."
+            )
+        object.__setattr__(
+            self,
+            "outgoing_bias",
+            tuple(as_path(p, name="outgoing_bias") for p in self.outgoing_bias),
+        )
+        if self.outgoing_bias and len(self.outgoing_bias) != len(self.outgoing):
+            raise ValueError(
+                "outgoing_bias must give one bias per outgoing array (or none), got "
+                f"{len(self.outgoing_bias)} for {len(self.outgoing)}."
+            )
 
     @property
     def initializer(self) -> Callable[..., Any]:
@@ -234,6 +254,12 @@ def _check_layer(i: int, layer: Layer, shapes: dict[Path, tuple[int, ...]]) -> i
                 f"layers[{i}].outgoing {'/'.join(path)!r} has {rows} rows on axis {axis}, "
                 f"not a multiple of the layer's {units} units."
             )
+    for path in layer.outgoing_bias:
+        shape = _lookup(shapes, path, f"layers[{i}].outgoing_bias")
+        if len(shape) != 1:
+            raise ValueError(
+                f"layers[{i}].outgoing_bias {'/'.join(path)!r} must be 1-D, got shape {shape}."
+            )
     return units
 
 
@@ -249,7 +275,8 @@ def sequential(
 
     ``layers`` lists the paths of the Dense / Conv layers in forward order, output layer
     last; every layer but the last is a layer of units (it is followed by an activation),
-    whose outgoing weights are the next layer's kernel. This covers plain parameter
+    whose outgoing weights are the next layer's kernel (and outgoing bias the next layer's
+    bias). This covers plain parameter
     pytrees of MLPs and CNNs (``conv -> conv -> flatten -> dense``: ``flatten`` says how the
     flattened rows map to channels) and Flax Linen ``params`` dicts.
 
@@ -289,6 +316,7 @@ def sequential(
                 ((*after, kernel),),
                 kernel_init=kernel_init,
                 flatten=flatten,
+                outgoing_bias=() if bias is None else ((*after, bias),),
             )
             for here, after in itertools.pairwise(paths)
         )

@@ -30,7 +30,7 @@ def dormant_units(stats: analysis.UnitStats | ArrayLike, *, tau: float) -> Array
     Args:
       stats: a :class:`relujax.analysis.UnitStats` (its ``abs_mean``), or the ``[units]``
         array of :math:`E|h_i|` itself (leading axes, e.g. of ``vmap``-ed models, allowed).
-      tau: the threshold, >= 0 (ReDo uses 0 to 0.1).
+      tau: the threshold, >= 0 (ReDo uses 0 to 0.1); may be traced.
 
     Returns:
       A boolean array of the shape of :math:`E|h|`.
@@ -41,7 +41,7 @@ def dormant_units(stats: analysis.UnitStats | ArrayLike, *, tau: float) -> Array
       >>> remedies.dormant_units(jnp.array([0.0, 0.05, 1.0, 2.95]), tau=0.1)  # mean 1
       Array([ True,  True, False, False], dtype=bool)
     """
-    tau = _validation.real("dormant_units: tau", tau, minimum=0.0)
+    _validation.number_array("dormant_units: tau", tau, minimum=0.0)
     abs_mean = stats.abs_mean if isinstance(stats, analysis.UnitStats) else jnp.asarray(stats)
     abs_mean = abs_mean.astype(jnp.promote_types(abs_mean.dtype, jnp.float32))
     valid = jnp.isfinite(abs_mean)
