@@ -4,7 +4,10 @@ Every experiment is ``python -m experiments.<name> [--quick | --full] [--out DIR
 the default scale runs in a few minutes on a 2-core CPU, ``--quick`` in seconds (the tests use
 it) and ``--full`` at paper scale. Each writes ``results.json`` (every run's config and curves),
 ``summary.md`` (a findings table, one sentence of interpretation per row) and PNG figures into
-``--out`` (default ``results/<name>/``), and prints the summary at the end.
+``--out`` (default ``results/<name>/``; ``results/<name>-quick/`` and ``results/<name>-full/``
+for the other scales, so that a smoke run never meets a default run's checkpoints), and prints
+the summary at the end. Ctrl-C stops a run with one line saying where it stopped; rerunning
+the same command resumes from the last checkpoint (experiments that write checkpoints).
 """
 
 from __future__ import annotations
@@ -36,21 +39,133 @@ class RunArgs:
     seed: int
 
 
-def parse_args(name: str, description: str, argv: Sequence[str] | None = None) -> RunArgs:
-    """Parses the common command line of experiment ``name``."""
-    parser = argparse.ArgumentParser(prog=f"python -m experiments.{name}", description=description)
+def default_out(name: str, scale: str) -> Path:
+    """``results/<name>/`` for the default scale, ``results/<name>-<scale>/`` otherwise."""
+    return Path("results") / (name if scale == "default" else f"{name}-{scale}")
+
+
+def parse_args(
+    name: str,
+    description: str,
+    argv: Sequence[str] | None = None,
+    *,
+    run_time: str = "a few minutes",
+    resumes: bool = False,
+) -> RunArgs:
+    """Parses the common command line of experiment ``name``.
+
+    Args:
+      name: the experiment's module name.
+      description: first line of ``--help``.
+      argv: the arguments (default ``sys.argv[1:]``).
+      run_time: the default run's wall time on a 2-core CPU, for ``--help``.
+      resumes: whether the experiment checkpoints (``--help`` says how resuming works).
+    """
+    if resumes:
+        resume = (
+            "Interrupting a run (Ctrl-C) keeps its checkpoints in OUT/checkpoints/; rerunning "
+            "the same command resumes from the last one (they are deleted once the results "
+            "are written)."
+        )
+    else:
+        resume = "This experiment does not checkpoint: an interrupted run starts over."
+    epilog = (
+        f"Run time on a 2-core CPU: default scale {run_time}; --quick a smoke run of seconds "
+        f"to a minute; --full much longer (paper scale). Output: results.json, summary.md and "
+        f"figures in results/{name}/ (--quick: results/{name}-quick/, --full: "
+        f"results/{name}-full/). {resume}"
+    )
+    parser = argparse.ArgumentParser(
+        prog=f"python -m experiments.{name}", description=description, epilog=epilog
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--quick", action="store_true", help="smoke run of a few seconds")
     group.add_argument("--full", action="store_true", help="paper-scale run")
     parser.add_argument(
-        "--out", type=Path, default=None, help=f"output folder (default results/{name}/)"
+        "--out",
+        type=Path,
+        default=None,
+        help=f"output folder (default results/{name}/, or results/{name}-quick/ ...)",
     )
     parser.add_argument("--seed", type=int, default=0, help="base random seed")
     ns = parser.parse_args(argv)
     scale = "quick" if ns.quick else "full" if ns.full else "default"
-    out = ns.out if ns.out is not None else Path("results") / name
+    out = ns.out if ns.out is not None else default_out(name, scale)
     out.mkdir(parents=True, exist_ok=True)
     return RunArgs(name=name, scale=scale, out=out, seed=ns.seed)
+
+
+class Progress:
+    """One progress line per chunk over the whole run (all sweeps), with an ETA.
+
+    ``total`` counts work units (configuration-steps) of every sweep of the run. Each sweep
+    reports through :meth:`callback` (``sweep.run``'s ``callback=``); :meth:`finished` counts
+    a sweep as done, whether trained or restored from its checkpoint. The ETA extrapolates the
+    rate of the chunks trained by this process (compilation included). :attr:`where` says
+    where the run is, for the Ctrl-C line.
+    """
+
+    def __init__(self, name: str, total: int) -> None:
+        self.name = name
+        self.total = max(int(total), 1)
+        self.offset = 0  # units of the sweeps finished before the current one
+        self.where = "before the first training step"
+        self._started = time.time()
+        self._trained = 0  # units trained by this process (restored chunks excluded)
+        _LATEST[:] = [self]
+
+    def callback(self, label: str, units: int) -> Any:
+        """A ``sweep.run`` callback for sweep ``label`` of ``units`` configuration-steps."""
+        last: dict[str, int] = {}
+        self.where = f"{label} before its first chunk"
+
+        def report(info: Any) -> None:
+            done_here = units * info.chunk // info.chunks
+            # The first report of a resumed sweep follows chunks restored, not trained.
+            self._trained += done_here - last.get("done", units * (info.chunk - 1) // info.chunks)
+            last["done"] = done_here
+            done = self.offset + done_here
+            elapsed = time.time() - self._started
+            rate = self._trained / max(elapsed, 1e-9)
+            eta = (self.total - done) / rate if rate > 0 else math.inf
+            total_steps = info.step * info.chunks // info.chunk
+            self.where = f"{label} at step {info.step}/{total_steps}"
+            print(
+                f"[{self.name}] {label}: step {info.step}/{total_steps} | whole run "
+                f"{done / self.total:.0%} | elapsed {_clock(elapsed)} | ETA {_clock(eta)}",
+                flush=True,
+            )
+
+        return report
+
+    def finished(self, units: int) -> None:
+        """Counts a sweep of ``units`` configuration-steps as done."""
+        self.offset += units
+
+
+_LATEST: list[Progress] = []  # the running experiment's progress, for the Ctrl-C line
+
+
+def _clock(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(round(seconds), 60)
+    return f"{m}:{s:02d}"
+
+
+def cli(main: Any, name: str, *, resumes: bool) -> None:
+    """Runs ``main()``; Ctrl-C prints one line (where it stopped, how to resume), exit 130."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        at = f" {_LATEST[0].where}" if _LATEST else ""
+        how = (
+            "rerun the same command to resume from the last checkpoint"
+            if resumes
+            else "this experiment does not checkpoint: rerunning starts over"
+        )
+        print(f"\n[{name}] interrupted{at}; {how}.", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
 
 
 def environment() -> dict[str, Any]:

@@ -1,0 +1,360 @@
+"""Claims, tables and figures of ``experiments.lr_schedules``, from its sweeps or its summary.
+
+:func:`summarize` reduces the sweeps to ``summary.json``: per data set and activation the
+final dead fraction at every peak LR (mean over seeds of each seed's mean over schedules,
+with a 95% t-interval), the claims with their per-seed differences and verdicts, and the
+dead-vs-step curves of the headline figure. :func:`readme_block` and :func:`readme_figure`
+render the README's table, claims and figure from that summary alone, so that
+``python -m experiments.render_readme`` can regenerate them and a test can check them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from experiments import _figures, _stats
+from experiments._stats import Interval
+from relujax import sweep
+
+NAME = "lr_schedules"
+LABELS = {"mnist1d": "MNIST-1D", "digits": "digits"}
+WARMUP_PAIRS = (
+    ("warmup_constant", "constant"),
+    ("warmup_cosine", "cosine_decay"),
+    ("cosine_onecycle", "cosine_decay"),
+)
+
+
+def _columns(result: sweep.SweepResult, hidden: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Per configuration: grid axes and metrics as fractions of all hidden units."""
+    w = np.asarray(hidden, float) / sum(hidden)
+    dead_curve = result.metrics["dead_fraction"] @ w  # [K, E]
+    return {
+        "schedule": np.array([c.schedule.name for c in result.configs]),
+        "peak_lr": np.array([c.peak_lr for c in result.configs]),
+        "activation": np.array([c.activation for c in result.configs]),
+        "seed": np.array([c.seed for c in result.configs]),
+        "dead_curve": dead_curve,
+        "dead": dead_curve[:, -1],
+        "dormant": (result.metrics["dormant_fraction"] @ w)[:, -1],
+        "accuracy": result.final("test_accuracy"),
+        "diverged": result.diverged,
+    }
+
+
+def _iv(cols: dict, metric: str, mask: np.ndarray) -> Interval:
+    """Interval of a fraction over seeds (each seed: mean over the masked runs)."""
+    return _stats.t_interval(_stats.per_seed(cols[metric], cols["seed"], mask), within=(0, 1))
+
+
+def _diff(cols: dict, metric: str, a: np.ndarray, b: np.ndarray) -> Interval:
+    """Interval of the per-seed differences mean(a) - mean(b)."""
+    va = _stats.per_seed(cols[metric], cols["seed"], a)
+    vb = _stats.per_seed(cols[metric], cols["seed"], b)
+    return _stats.t_interval(va - vb)
+
+
+def _dataset_summary(name: str, cols: dict, sizes: dict, steps: np.ndarray) -> tuple[dict, list]:
+    lrs, hi, lo = sizes["peak_lrs"], max(sizes["peak_lrs"]), min(sizes["peak_lrs"])
+    act, lr, sched = cols["activation"], cols["peak_lr"], cols["schedule"]
+    table = []
+    for a in sizes["activations"]:
+        row: dict[str, Any] = {"activation": a}
+        for metric in ("dead", "dormant", "accuracy"):
+            row[metric] = {
+                f"{v:g}": _iv(cols, metric, (act == a) & (lr == v)).to_dict() for v in lrs
+            }
+        row["diverged"] = int(cols["diverged"][act == a].sum())
+        table.append(row)
+    relu_hi = (act == "relu") & (lr == hi)
+    series = {}
+    for s in sizes["schedules"]:
+        per_step = [
+            _stats.t_interval(cols["dead_curve"][relu_hi & (sched == s), e], within=(0, 1))
+            for e in range(len(steps))
+        ]
+        series[s] = {k: [round(getattr(iv, k), 5) for iv in per_step] for k in ("mean", "lo", "hi")}
+    claims: list[dict[str, Any]] = []
+    if "relu" in sizes["activations"]:
+        relu = act == "relu"
+        d = _diff(cols, "dead", relu & (lr == hi), relu & (lr == lo))
+        claims.append(
+            {
+                "id": "lr_kills",
+                "dataset": name,
+                "low": _iv(cols, "dead", relu & (lr == lo)).to_dict(),
+                "high": _iv(cols, "dead", relu & (lr == hi)).to_dict(),
+                "difference": d.to_dict(),
+                "verdict": _stats.verdict(d),
+            }
+        )
+        pairs = []
+        for w, p in WARMUP_PAIRS:
+            if w in sizes["schedules"] and p in sizes["schedules"]:
+                d = _diff(cols, "dead", relu_hi & (sched == p), relu_hi & (sched == w))
+                pairs.append(
+                    {
+                        "warmup": w,
+                        "plain": p,
+                        "reduction": d.to_dict(),
+                        "verdict": _stats.verdict(d),
+                    }
+                )
+        if pairs:
+            claims.append({"id": "warmup", "dataset": name, "pairs": pairs})
+        for a in sizes["activations"]:
+            if a == "relu":
+                continue
+            sel = (act == a) & (lr == hi)
+            dormant = _iv(cols, "dormant", sel)
+            gain = _diff(cols, "accuracy", sel, relu_hi)
+            claims.append(
+                {
+                    "id": "never_die",
+                    "dataset": name,
+                    "activation": a,
+                    "never_positive": _iv(cols, "dead", sel).to_dict(),
+                    "dormant": dormant.to_dict(),
+                    "relu_dead": _iv(cols, "dead", relu_hi).to_dict(),
+                    "accuracy_gain": gain.to_dict(),
+                    # never dormant: the interval lies below 1% of the units
+                    "verdict": _stats.verdict_below(dormant, 0.01),
+                    "accuracy_verdict": _stats.verdict(gain),
+                }
+            )
+    summary = {
+        "label": LABELS.get(name, name),
+        "table": table,
+        "curves": {"steps": steps.tolist(), "relu_at_peak": series},
+    }
+    return summary, claims
+
+
+def summarize(results: dict[str, sweep.SweepResult], sizes: dict, scale: str) -> dict[str, Any]:
+    """The ``summary.json`` of a run: tables, claims and curves with intervals over seeds."""
+    out: dict[str, Any] = {
+        "experiment": NAME,
+        "scale": scale,
+        "sizes": sizes,
+        "datasets": {},
+        "claims": [],
+    }
+    for name, res in results.items():
+        cols = _columns(res, tuple(sizes["hidden"]))
+        summary, claims = _dataset_summary(name, cols, sizes, res.steps)
+        out["datasets"][name] = summary
+        out["claims"] += claims
+    first = next(iter(results.values()))
+    out["versions"] = first.meta.get("versions", {})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering: from the summary alone
+
+
+def _p(d: dict) -> str:
+    return Interval.from_dict(d).pct()
+
+
+def _points(d: dict) -> str:
+    iv = Interval.from_dict(d)
+    return f"{100 * iv.mean:.1f} points [{100 * iv.lo:.1f}, {100 * iv.hi:.1f}]"
+
+
+def table_markdown(summary: dict[str, Any]) -> str:
+    """Dead units per data set x activation x peak LR, and test accuracy at the highest LR."""
+    lrs = [f"{v:g}" for v in summary["sizes"]["peak_lrs"]]
+    hi = lrs[-1] if lrs == sorted(lrs, key=float) else f"{max(map(float, lrs)):g}"
+    head = ["data", "activation", *[f"dead at LR {v}" for v in lrs], f"test acc at {hi}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for ds in summary["datasets"].values():
+        for row in ds["table"]:
+            cells = [ds["label"], row["activation"], *[_p(row["dead"][v]) for v in lrs]]
+            cells.append(Interval.from_dict(row["accuracy"][hi]).num())
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def claims_markdown(summary: dict[str, Any]) -> str:
+    """One bullet per claim, its verdict per data set from the intervals."""
+    by_id: dict[str, list[dict]] = {}
+    for c in summary["claims"]:
+        by_id.setdefault(c["id"] + c.get("activation", ""), []).append(c)
+    label = {n: d["label"] for n, d in summary["datasets"].items()}
+    lo, hi = (f"{f(summary['sizes']['peak_lrs']):g}" for f in (min, max))
+    out = []
+    for key, cs in by_id.items():
+        if key == "lr_kills":
+            parts = [
+                f"{label[c['dataset']]}: {c['verdict']}, {_p(c['low'])} -> {_p(c['high'])} "
+                f"(+{_points(c['difference'])})"
+                for c in cs
+            ]
+            out.append(
+                f"- **A too-high learning rate kills ReLUs** (dead at peak LR {lo} -> {hi}, "
+                f"difference per seed). " + "; ".join(parts) + "."
+            )
+        elif key == "warmup":
+            parts = [
+                f"{label[c['dataset']]}: "
+                + ", ".join(
+                    f"{p['warmup']} vs {p['plain']} {_points(p['reduction'])} fewer, {p['verdict']}"
+                    for p in c["pairs"]
+                )
+                for c in cs
+            ]
+            out.append(
+                f"- **Warmup reduces the toll** (ReLU, peak LR {hi}, dead units without minus "
+                "with warmup, per seed). " + "; ".join(parts) + "."
+            )
+        else:
+            act = cs[0]["activation"]
+            parts = [
+                f"{label[c['dataset']]}: {c['verdict']}, {_p(c['dormant'])} dormant while "
+                f"{_p(c['never_positive'])} never turn positive (ReLU: {_p(c['relu_dead'])} "
+                f"dead); test accuracy {Interval.from_dict(c['accuracy_gain']).num()} "
+                f"vs ReLU ({c['accuracy_verdict']} that it is higher)"
+                for c in cs
+            ]
+            out.append(
+                f"- **{act} units never die** (peak LR {hi}; ReDo-dormant fraction below 1%). "
+                + "; ".join(parts)
+                + "."
+            )
+    return "\n".join(out)
+
+
+def readme_block(summary: dict[str, Any]) -> str:
+    """The README's generated block: what was run, the table and the claims."""
+    sz = summary["sizes"]
+    n_seeds, n_sched = len(sz["seeds"]), len(sz["schedules"])
+    return "\n\n".join(
+        [
+            f"Fractions of all hidden units dead (never positive on the probe set) at step "
+            f"{sz['steps']}: mean over {n_seeds} seeds of each seed's mean over the {n_sched} "
+            f"schedules, [95% t-interval over seeds]. Run time of this run: "
+            f"{summary.get('wall_seconds', float('nan')):.0f} s.",
+            table_markdown(summary),
+            "Claims: a claim holds where the 95% interval of the per-seed difference excludes "
+            "zero on the claimed side.",
+            claims_markdown(summary),
+        ]
+    )
+
+
+def readme_figure(summary: dict[str, Any], path: Any) -> None:
+    """Dead ReLUs vs step per schedule at the highest peak LR, one panel per data set."""
+    plt = _figures.pyplot()
+    datasets = summary["datasets"]
+    hi = max(summary["sizes"]["peak_lrs"])
+    n = len(datasets)
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 3.8), squeeze=False, sharey=True)
+    for ax, ds in zip(axes[0], datasets.values(), strict=True):
+        steps = np.asarray(ds["curves"]["steps"])
+        series = {
+            s: tuple(np.asarray(v[k], float) for k in ("mean", "lo", "hi"))
+            for s, v in ds["curves"]["relu_at_peak"].items()
+        }
+        _figures.curves(ax, steps, series, scale=100)
+        ax.set_title(f"{ds['label']}: ReLU MLP, Adam, peak LR {hi:g}")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("dead hidden units (%)")
+    _figures.legend_right(
+        fig, axes[0][-1], title=f"schedule (mean, 95% band, {len(summary['sizes']['seeds'])} seeds)"
+    )
+    _figures.save(fig, path)
+
+
+def summary_markdown(summary: dict[str, Any], figures: list[str]) -> str:
+    """``summary.md``: the README block plus the per-schedule table at the highest LR."""
+    hi = max(summary["sizes"]["peak_lrs"])
+    lines = ["| data | schedule | dead (final) | max dead |", "|---|---|---|---|"]
+    for ds in summary["datasets"].values():
+        for s, v in ds["curves"]["relu_at_peak"].items():
+            mean = np.asarray(v["mean"], float)
+            lines.append(
+                f"| {ds['label']} | {s} | {100 * mean[-1]:.1f}% | {100 * np.nanmax(mean):.1f}% |"
+            )
+    return "\n\n".join(
+        [
+            f"# {NAME}: dead units under learning-rate schedules ({summary['scale']} scale)",
+            readme_block(summary),
+            f"## Schedules, ReLU at peak LR {hi:g} (means over seeds)",
+            "\n".join(lines),
+            f"Figures: {', '.join(figures)}.",
+        ]
+    )
+
+
+def figures(out: Any, results: dict[str, sweep.SweepResult], summary: dict[str, Any]) -> list[str]:
+    """Writes ``dead_vs_step.png``, ``dead_heatmap.png`` and ``accuracy_vs_step.png``."""
+    plt = _figures.pyplot()
+    sz = summary["sizes"]
+    readme_figure(summary, out / "dead_vs_step.png")
+
+    acts, lrs, scheds = sz["activations"], sz["peak_lrs"], sz["schedules"]
+    n = len(results)
+    fig, axes = plt.subplots(
+        n,
+        len(acts),
+        figsize=(2.6 * len(acts) + 2.2, 0.5 * len(scheds) * n + 1.4 * n),
+        squeeze=False,
+        layout="constrained",
+    )
+    for row, (name, res) in enumerate(results.items()):
+        cols = _columns(res, tuple(sz["hidden"]))
+        for j, act in enumerate(acts):
+            grid = np.full((len(scheds), len(lrs)), np.nan)
+            for a, s in enumerate(scheds):
+                for b, v in enumerate(lrs):
+                    sel = (
+                        (cols["activation"] == act)
+                        & (cols["peak_lr"] == v)
+                        & (cols["schedule"] == s)
+                    )
+                    grid[a, b] = np.nanmean(cols["dead"][sel]) if sel.any() else np.nan
+            ax = axes[row][j]
+            im = ax.imshow(100 * grid, vmin=0, vmax=100, cmap="magma", aspect="auto")
+            for (a, b), v in np.ndenumerate(grid):
+                if np.isfinite(v):
+                    ax.text(
+                        b,
+                        a,
+                        f"{100 * v:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="white" if v < 0.6 else "black",
+                    )
+            ax.set_xticks(range(len(lrs)), _figures.labels_of(lrs), fontsize=7)
+            ax.set_yticks(range(len(scheds)), scheds if j == 0 else [], fontsize=7)
+            ax.set_title(f"{LABELS.get(name, name)}: {act}", fontsize=9)
+            if row == n - 1:
+                ax.set_xlabel("peak LR")
+    fig.colorbar(im, ax=axes, label="final dead units (%, mean over seeds)", shrink=0.8)
+    _figures.save(fig, out / "dead_heatmap.png")
+
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 3.8), squeeze=False, sharey=True)
+    for ax, (name, res) in zip(axes[0], results.items(), strict=True):
+        cols = _columns(res, tuple(sz["hidden"]))
+        acc = res.metrics["test_accuracy"]
+        series = {}
+        for act in acts:
+            for v in (min(lrs), max(lrs)):
+                sel = (cols["activation"] == act) & (cols["peak_lr"] == v)
+                m = np.nanmean(acc[sel], axis=0)
+                series[f"{act}, LR {v:g}"] = (m, np.full_like(m, np.nan), np.full_like(m, np.nan))
+        _figures.curves(ax, res.steps, series)
+        ax.set_title(
+            f"{LABELS.get(name, name)}: test accuracy (mean over schedules, seeds)", fontsize=9
+        )
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test accuracy")
+    _figures.legend_right(fig, axes[0][-1])
+    _figures.save(fig, out / "accuracy_vs_step.png")
+    return ["dead_vs_step.png", "dead_heatmap.png", "accuracy_vs_step.png"]
