@@ -267,7 +267,8 @@ def continual_backprop(
         mean = decay * state.mean[i] + (1 - decay) * batch_mean
         mean_hat = mean / correction
         if utility == "mean_corrected":
-            batch_abs = jnp.mean(jnp.abs(h - mean_hat), axis=axes)
+            centered = h - mean_hat.reshape((1,) * (h.ndim - 1) + (-1,))
+            batch_abs = jnp.mean(jnp.abs(centered), axis=axes)
         y = _outgoing_magnitude(layer, leaves, u_count) * batch_abs
         u = decay * state.utility[i] + (1 - decay) * y
         eligible = age > maturity
