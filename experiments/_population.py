@@ -11,8 +11,9 @@ initializers :mod:`relujax.init`, statistics :func:`relujax.analysis.with_stats`
 All arms of one activation share one compiled program: their parameters, optimizer states,
 learning rates, warmup lengths, ReDo periods and dataset indices are stacked along a leading
 axis and trained with ``jax.vmap`` over a ``fori_loop`` of steps. The learning rate is
-``lr * min(1, (t + 1) / warmup)`` applied to Optax's ``scale_by_adam`` (or ``trace`` for
-momentum SGD) direction, which is exactly ``optax.adam(schedule)``.
+``lr * min(1, (t + 1) / warmup)`` applied to the direction of
+:func:`relujax.remedies.scale_by_adam_per_param` (``optax.scale_by_adam`` with one step count
+per weight, equal to it until ReDo restarts recycled weights) or ``optax.trace`` (momentum SGD).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class Arm:
       lr: peak learning rate.
       warmup: linear warmup steps (0: none).
       redo_every: recycle tau-dormant units every this many steps (0: never).
+      adam_reset: how ReDo resets Adam for recycled weights (``relujax.remedies.redo``):
+        ``"per_param"`` restarts their per-weight step counts, ``"moments"`` zeroes their
+        moments and keeps the step count (the old behaviour).
       data: index of the arm's dataset in the list given to :func:`train`.
       seed: seed of the initialization and of the minibatches.
     """
@@ -60,6 +64,7 @@ class Arm:
     lr: float = 1e-3
     warmup: int = 0
     redo_every: int = 0
+    adam_reset: str = "per_param"
     data: int = 0
     seed: int = 0
 
@@ -88,7 +93,9 @@ class _Data(NamedTuple):
 
 def _optimizer(name: str) -> optax.GradientTransformation:
     if name == "adam":
-        return optax.scale_by_adam()
+        # One step count per weight: without a reset it equals optax.scale_by_adam; ReDo's
+        # per-parameter reset restarts the recycled weights' counts (remedies.redo).
+        return remedies.scale_by_adam_per_param()
     if name == "momentum":
         return optax.trace(decay=0.9)
     if name == "sgd":
@@ -138,7 +145,7 @@ def _layer_metrics(stats: analysis.ModelStats) -> tuple[jax.Array, jax.Array]:
     return dead, dormant
 
 
-def _program(graphdef, layout, opt, *, batch: int, tau: float, jit=jax.jit):
+def _program(graphdef, layout, opt, *, batch: int, tau: float, adam_reset: str, jit=jax.jit):
     """The jitted, vmapped program: evaluate, then train a (traced) number of steps."""
 
     def apply(params, x):
@@ -197,8 +204,7 @@ def _program(graphdef, layout, opt, *, batch: int, tau: float, jit=jax.jit):
                 tau=tau,
                 opt_state=opt_state,
                 when=when,
-                # optax.scale_by_adam keeps one global count: the old reset, stated.
-                adam_reset="moments",
+                adam_reset=adam_reset,
             )
             params, opt_state = out.params, out.opt_state
             recycled = recycled + sum(jnp.sum(m) for m in out.masks)
@@ -283,11 +289,12 @@ def train(
         "seconds": {},
     }
     # One program per activation, and ReDo arms apart: the others skip its per-step cost.
-    groups: dict[tuple[str, bool], list[int]] = {}
+    groups: dict[tuple[str, bool, str], list[int]] = {}
     for i, arm in enumerate(arms):
-        groups.setdefault((arm.activation, separate_redo and arm.redo_every > 0), []).append(i)
-    for (activation, own_program), members in groups.items():
-        group = activation + (" + ReDo" if own_program else "")
+        redo = separate_redo and arm.redo_every > 0
+        groups.setdefault((arm.activation, redo, arm.adam_reset), []).append(i)
+    for (activation, own_program, adam_reset), members in groups.items():
+        group = activation + (f" + ReDo ({adam_reset})" if own_program else "")
         started = time.time()
         abstract = nnx.eval_shape(lambda members=members: _model(arms[members[0]], sizes))
         graphdef = nnx.graphdef(abstract)
@@ -316,7 +323,9 @@ def train(
             jnp.asarray([arms[i].redo_every for i in members], jnp.int32),
             jnp.asarray([arms[i].data for i in members], jnp.int32),
         )
-        program = _program(graphdef, layout, opt, batch=batch_size, tau=redo_tau, jit=jit)
+        program = _program(
+            graphdef, layout, opt, batch=batch_size, tau=redo_tau, adam_reset=adam_reset, jit=jit
+        )
         idx = np.asarray(members)
         report_every = max(1, intervals // 5)
         for e in range(intervals + 1):

@@ -67,6 +67,8 @@ class Interval:
         if not math.isfinite(self.mean):
             return "n/a"
         f = f"{{:.{digits}f}}"
+        if not math.isfinite(self.lo):  # one seed: no interval
+            return f.format(self.mean)
         return f"{f.format(self.mean)} [{f.format(self.lo)}, {f.format(self.hi)}]"
 
     def to_dict(self) -> dict[str, Any]:

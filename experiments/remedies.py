@@ -11,31 +11,44 @@ Dense initialization (LeCun normal), Adam at a high constant learning rate (3e-2
 - ``He init``: He normal instead of LeCun normal;
 - ``LeakyReLU``: negative slope 0.01;
 - ``ReDo``: every N steps, the units whose ReDo score is <= 0.1 on the step's batch get
-  fresh incoming weights (LeCun normal, bias 0), zero outgoing weights and zeroed Adam
-  moments (Sokar et al. 2023; :func:`relujax.remedies.redo`).
+  fresh incoming weights (LeCun normal, bias 0), zero outgoing weights and a fresh Adam
+  state: zeroed moments and a restarted per-weight step count (Sokar et al. 2023; Dohare et
+  al. 2024 reset a per-weight count too; :func:`relujax.remedies.redo`);
+- ``ReDo, Adam count kept``: the same with the step count kept (moments zeroed only), the
+  old behaviour, whose first updates of recycled weights are (1 - b1) / sqrt(1 - b2) ~ 3.2x
+  those of a fresh Adam.
+
+Adam is :func:`relujax.remedies.scale_by_adam_per_param` in every arm (equal to optax's Adam
+until a reset). Every number is a mean over seeds with a 95% t-interval; each remedy is
+compared with doing nothing (and ReDo with ReDo keeping the count) per seed: same seed, same
+initialization.
 
 Dead = pre-activation never positive on 1024 training examples (for LeakyReLU such a unit
 still passes a gradient of slope 0.01); dormant = ReDo score <= 0.025. ReDo recycles right
 after an evaluation, so every evaluation sees the network N - 1 steps or more after the last
 recycling, never a freshly recycled one.
 
-Outputs: ``results.json``, ``summary.md``, ``dead_vs_step.png``, ``accuracy_vs_step.png``.
+Outputs: ``results.json``, ``summary.json``, ``summary.md``, ``dead_vs_step.png``,
+``accuracy_vs_step.png``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Sequence
 
 import numpy as np
 
 import relujax
-from experiments import _common
+from experiments import _common, _figures, _stats
 from experiments import _population as pop
+from experiments._stats import Interval
 
 NAME = "remedies"
 BASE_INIT = "lecun_normal"
+COUNT_KEPT = "ReDo, Adam count kept"
 REDO_TAU = 0.1
 
 
@@ -88,65 +101,128 @@ SCALES = {
 }
 
 
-def arms(scale: Scale, seed: int) -> list[pop.Arm]:
-    """The six arms, one run per seed each."""
-    base = {"kernel_init": BASE_INIT, "lr": scale.lr}
-    variants = {
+#: arm -> what it changes against "nothing".
+def _variants(scale: Scale) -> dict[str, dict]:
+    return {
         "nothing": {},
         "lower LR": {"lr": scale.lr / 10},
         "warmup": {"warmup": scale.steps // 5},
         "He init": {"kernel_init": "he_normal"},
         "LeakyReLU": {"activation": "leaky_relu"},
         "ReDo": {"redo_every": scale.redo_every},
+        COUNT_KEPT: {"redo_every": scale.redo_every, "adam_reset": "moments"},
     }
+
+
+def arms(scale: Scale, seed: int) -> list[pop.Arm]:
+    """The seven arms, one run per seed each."""
+    base = {"kernel_init": BASE_INIT, "lr": scale.lr}
     return [
         pop.Arm(label, **(base | change), seed=seed + s)
-        for label, change in variants.items()
+        for label, change in _variants(scale).items()
         for s in scale.seeds
     ]
 
 
-def _finding(label: str, stats: dict, base: dict) -> str:
-    d, b = stats["dead"][0], base["dead"][0]
-    acc, b_acc = stats["accuracy"][0], base["accuracy"][0]
+def _by_arm(runs: list[pop.Arm], res: dict, hidden: tuple[int, ...]) -> dict[str, dict]:
+    """Per arm, intervals over seeds; per-seed differences against "nothing" (same seeds)."""
+    dead = pop.unit_fraction(res["dead"], hidden)  # [K, E]
+    per_run = {
+        "dead": dead[:, -1],
+        "peak": np.nanmax(dead, axis=1),
+        "dormant": pop.unit_fraction(res["dormant"], hidden)[:, -1],
+        "accuracy": res["test_accuracy"][:, -1],
+        "best_accuracy": np.nanmax(res["test_accuracy"], axis=1),
+        "recycled": res["recycled"][:, -1],
+    }
+    labels = np.array([a.label for a in runs])
+
+    def diff(label: str, ref: str) -> dict:
+        a, b = labels == label, labels == ref  # runs in seed order within each arm
+        return {
+            m: _stats.t_interval(per_run[m][a] - per_run[m][b]).to_dict()
+            for m in ("dead", "accuracy")
+        }
+
+    out: dict[str, dict] = {}
+    for label in dict.fromkeys(labels):
+        sel = labels == label
+        out[label] = {
+            k: _stats.t_interval(v[sel], within=None if k == "recycled" else (0, 1)).to_dict()
+            for k, v in per_run.items()
+        }
+        if label != "nothing":
+            out[label]["vs nothing"] = diff(label, "nothing")
+    if "ReDo" in out and COUNT_KEPT in out:
+        out["ReDo"]["vs " + COUNT_KEPT] = diff("ReDo", COUNT_KEPT)
+    return out
+
+
+def _finding(label: str, arm: dict) -> str:
     if label == "nothing":
-        return (
-            f"The high constant LR kills {d:.0%} of the hidden units (peak {stats['peak'][0]:.0%}) "
-            f"and test accuracy ends at {acc:.3f}."
+        return f"The high constant LR kills {Interval.from_dict(arm['dead']).pct()} of the units."
+    parts = []
+    for key in sorted((k for k in arm if k.startswith("vs ")), reverse=True):
+        d, a = (Interval.from_dict(arm[key][m]) for m in ("dead", "accuracy"))
+        fewer = _stats.verdict(Interval(-d.mean, -d.hi, -d.lo, d.n))
+        parts.append(
+            f"{key}: dead {100 * d.mean:+.1f} points [{100 * d.lo:+.1f}, {100 * d.hi:+.1f}] "
+            f"(fewer: {fewer}), accuracy {a.mean:+.3f} [{a.lo:+.3f}, {a.hi:+.3f}] "
+            f"(higher: {_stats.verdict(a)})"
         )
-    if d < b - 0.1:
-        dead = f"cuts the dead fraction from {b:.0%} to {d:.0%}"
-    elif d > b + 0.1:
-        dead = f"raises the dead fraction from {b:.0%} to {d:.0%}"
-    else:
-        dead = f"leaves the dead fraction about where it was ({d:.0%} vs {b:.0%})"
-    if acc > b_acc + 0.02:
-        gain = f"and lifts accuracy from {b_acc:.3f} to {acc:.3f}"
-    elif acc < b_acc - 0.02:
-        gain = f"but accuracy drops from {b_acc:.3f} to {acc:.3f}"
-    else:
-        gain = f"with accuracy about the same ({acc:.3f} vs {b_acc:.3f})"
-    extra = ""
-    if label == "LeakyReLU":
-        extra = " (never-positive leaky units still learn through their 0.01 slope)"
-    if label == "ReDo":
-        extra = f" ({stats['recycled']:.0f} units recycled per run"
-        if stats["peak"][0] > d + 0.05:
-            extra += f"; the dead fraction climbs to {stats['peak'][0]:.0%} between recyclings"
-        extra += ")"
-    return f"It {dead}{extra}, {gain}."
+    return "; ".join(parts) + "."
+
+
+def table_markdown(summary: dict) -> str:
+    """Arms x (dead, peak dead, dormant, accuracy, recycled, finding), from the summary."""
+    rows = []
+    for label, arm in summary["by_arm"].items():
+        iv = {k: Interval.from_dict(v) for k, v in arm.items() if Interval.is_dict(v)}
+        rec = iv["recycled"]
+        rows.append(
+            [
+                label,
+                iv["dead"].pct(),
+                iv["peak"].pct(),
+                iv["dormant"].pct(),
+                iv["accuracy"].num(),
+                f"{rec.mean:.0f}" if rec.mean else "0",
+                _finding(label, arm),
+            ]
+        )
+    head = ("arm", "dead", "peak dead", "dormant", "test acc", "recycled", "finding")
+    return _common.markdown_table(head, rows)
+
+
+def readme_block(summary: dict) -> str:
+    """The docs' generated block: setting, table with 95% intervals over seeds."""
+    sz = summary["sizes"]
+    return "\n\n".join(
+        [
+            f"ReLU MLP {tuple(sz['hidden'])} on MNIST-1D, {BASE_INIT} init, Adam at constant LR "
+            f"{sz['lr']:g} (per-weight step counts), batch {sz['batch_size']}, {sz['steps']} "
+            f"steps, {len(sz['seeds'])} seeds: mean [95% t-interval over seeds]. ReDo every "
+            f"{sz['redo_every']} steps at tau = {REDO_TAU}, its recycled weights restarting "
+            "Adam (per-weight step count reset) or, as before, keeping Adam's step count "
+            "(moments zeroed). Dead = never positive on 1024 training examples at the last "
+            "evaluation; peak = the highest dead fraction seen; dormant = ReDo score <= 0.025; "
+            "differences are per seed (same initialization).",
+            table_markdown(summary),
+        ]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the experiment; returns the payload written to ``results.json``."""
     started = time.time()
-    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv)
+    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv, run_time="about 4 minutes")
     scale = SCALES[args.scale]
     data = relujax.data.mnist1d(num_samples=scale.num_samples)
     runs = arms(scale, args.seed)
+    n_arms = len(_variants(scale))
     print(
-        f"[{NAME}] {len(runs)} runs: 6 arms x {len(scale.seeds)} seeds, MLP {scale.hidden} on "
-        f"MNIST-1D, Adam lr {scale.lr:g}, {scale.steps} steps"
+        f"[{NAME}] {len(runs)} runs: {n_arms} arms x {len(scale.seeds)} seeds, MLP "
+        f"{scale.hidden} on MNIST-1D, Adam lr {scale.lr:g}, {scale.steps} steps"
     )
     res = pop.train(
         runs,
@@ -161,36 +237,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
         fast_compile=scale.fast_compile,
         separate_redo=not scale.fast_compile,  # smoke run: one program fewer to compile
     )
-    dead = pop.unit_fraction(res["dead"], scale.hidden)  # [K, E]
-    dormant = pop.unit_fraction(res["dormant"], scale.hidden)
+    by_arm = _by_arm(runs, res, scale.hidden)
+    summary = {
+        "experiment": NAME,
+        "scale": args.scale,
+        "sizes": dataclasses.asdict(scale),
+        "by_arm": by_arm,
+        "wall_seconds": round(time.time() - started, 1),
+    }
     labels = np.array([a.label for a in runs])
-    order = list(dict.fromkeys(labels))
-    by_arm: dict[str, dict] = {}
-    for label in order:
-        sel = labels == label
-        by_arm[label] = {
-            "dead": pop.mean_std(dead[sel, -1]),
-            "peak": pop.mean_std(np.nanmax(dead[sel], axis=1)),
-            "dormant": pop.mean_std(dormant[sel, -1]),
-            "accuracy": pop.mean_std(res["test_accuracy"][sel, -1]),
-            "best_accuracy": pop.mean_std(np.nanmax(res["test_accuracy"][sel], axis=1)),
-            "recycled": float(np.mean(res["recycled"][sel, -1])),
-        }
-    rows = []
-    for label in order:
-        s = by_arm[label]
-        rows.append(
-            [
-                label,
-                f"{s['dead'][0]:.1%} ± {s['dead'][1]:.1%}",
-                f"{s['peak'][0]:.1%}",
-                f"{s['dormant'][0]:.1%}",
-                f"{s['accuracy'][0]:.3f} ± {s['accuracy'][1]:.3f}",
-                f"{s['best_accuracy'][0]:.3f}",
-                _finding(label, s, by_arm["nothing"]),
-            ]
-        )
-    figures = _figures(args.out, scale, res, labels, order, dead)
+    dead = pop.unit_fraction(res["dead"], scale.hidden)
+    figures = _draw(args.out, scale, res, labels, list(by_arm), dead)
     payload = {
         "sizes": dataclasses.asdict(scale),
         "base_init": BASE_INIT,
@@ -211,20 +268,11 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "figures": figures,
     }
     _common.write_results(args, payload, started=started)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     text = "\n\n".join(
         [
             f"# {NAME}: what saves ReLUs from a high learning rate ({args.scale} scale)",
-            f"ReLU MLP {scale.hidden} on MNIST-1D, {BASE_INIT} init, Adam at constant lr "
-            f"{scale.lr:g}, batch {scale.batch_size}, {scale.steps} steps, "
-            f"{len(scale.seeds)} seed(s) (mean ± std). Each remedy changes one thing: lr "
-            f"{scale.lr / 10:g}; linear warmup over {scale.steps // 5} steps; He normal init; "
-            f"LeakyReLU (0.01); ReDo every {scale.redo_every} steps at tau = {REDO_TAU}. "
-            "Dead = never positive on 1024 training examples, at the last evaluation; peak = "
-            "the highest dead fraction seen; dormant = ReDo score <= 0.025.",
-            _common.markdown_table(
-                ("arm", "dead", "peak dead", "dormant", "test acc", "best acc", "finding"),
-                rows,
-            ),
+            readme_block(summary),
             f"Figures: {', '.join(figures)}. Wall time {time.time() - started:.0f} s.",
         ]
     )
@@ -232,34 +280,32 @@ def main(argv: Sequence[str] | None = None) -> dict:
     return payload
 
 
-def _figures(out, scale: Scale, res, labels, order, dead) -> list[str]:
-    plt = _common.pyplot()
+def _draw(out, scale: Scale, res, labels, order, dead) -> list[str]:
+    """Dead units and test accuracy vs step per arm (mean and 95% band over seeds)."""
+    plt = _figures.pyplot()
     steps = res["steps"]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i, label in enumerate(order):
-        ax.plot(steps, 100 * np.nanmean(dead[labels == label], axis=0), label=label, color=f"C{i}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("dead hidden units (%)")
-    ax.set_title(f"ReLU MLP {scale.hidden}, MNIST-1D, Adam lr {scale.lr:g} (mean over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "dead_vs_step.png", dpi=120)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i, label in enumerate(order):
-        acc = np.nanmean(res["test_accuracy"][labels == label], axis=0)
-        ax.plot(steps, acc, label=label, color=f"C{i}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("test accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_step.png", dpi=120)
-    plt.close(fig)
-    return ["dead_vs_step.png", "accuracy_vs_step.png"]
+    files = []
+    for name, values, scale_by, ylabel in (
+        ("dead_vs_step.png", dead, 100, "dead hidden units (%)"),
+        ("accuracy_vs_step.png", res["test_accuracy"], 1, "test accuracy"),
+    ):
+        series = {}
+        for label in order:
+            ivs = [_stats.t_interval(values[labels == label, e]) for e in range(len(steps))]
+            series[label] = tuple(
+                np.array([getattr(iv, k) for iv in ivs]) for k in ("mean", "lo", "hi")
+            )
+        fig, ax = plt.subplots(figsize=(7, 4))
+        _figures.curves(ax, steps, series, scale=scale_by)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"ReLU MLP {scale.hidden}, MNIST-1D, Adam lr {scale.lr:g}", fontsize=10)
+        ax.grid(alpha=0.3)
+        _figures.legend_right(fig, ax, title=f"mean, 95% band, {len(scale.seeds)} seeds")
+        _figures.save(fig, out / name)
+        files.append(name)
+    return files
 
 
 if __name__ == "__main__":
-    main()
+    _common.cli(main, NAME, resumes=False)

@@ -123,14 +123,31 @@ def test_remedies(remedies_run):
     _check_files(out, payload)
     runs = payload["runs"]
     labels = [r["arm"]["label"] for r in runs]
-    assert labels == ["nothing", "lower LR", "warmup", "He init", "LeakyReLU", "ReDo"]
+    assert labels == [
+        "nothing",
+        "lower LR",
+        "warmup",
+        "He init",
+        "LeakyReLU",
+        "ReDo",
+        "ReDo, Adam count kept",
+    ]
     # Every arm but "He init" starts from the same LeCun-normal draw (same seed), whichever
     # program trains it: equal dead fractions at step 0.
     start = {lab: tuple(r["dead"][0]) for lab, r in zip(labels, runs, strict=True)}
     same = {start[lab] for lab in labels if lab != "He init"}
     assert len(same) == 1
-    # Only the ReDo arm recycles, and it does.
+    # Only the ReDo arms recycle, and they do.
     recycled = {lab: r["recycled"][-1] for lab, r in zip(labels, runs, strict=True)}
-    assert recycled["ReDo"] > 0
-    assert all(v == 0 for lab, v in recycled.items() if lab != "ReDo")
-    assert set(payload["by_arm"]) == set(labels)
+    assert recycled["ReDo"] > 0 and recycled["ReDo, Adam count kept"] > 0
+    assert all(v == 0 for lab, v in recycled.items() if not lab.startswith("ReDo"))
+    by_arm = payload["by_arm"]
+    assert set(by_arm) == set(labels)
+    # One seed per arm at the quick scale: the difference against "nothing" is the
+    # difference of the two runs' final values.
+    lower = by_arm["lower LR"]["vs nothing"]["accuracy"]
+    acc = {lab: r["test_accuracy"][-1] for lab, r in zip(labels, runs, strict=True)}
+    np.testing.assert_allclose(lower["mean"], acc["lower LR"] - acc["nothing"], rtol=1e-5)
+    assert "vs ReDo, Adam count kept" in by_arm["ReDo"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert remedies.table_markdown(summary).count("\n") == len(by_arm) + 1
