@@ -28,8 +28,9 @@ from collections.abc import Sequence
 import numpy as np
 
 import relujax
-from experiments import _common
+from experiments import _common, _figures, _stats
 from experiments import _population as pop
+from experiments._stats import Interval
 
 NAME = "initialization"
 LN10 = math.log(10.0)
@@ -85,7 +86,7 @@ SCALES = {
         deep_steps=1500,
         deep_eval_every=100,
         deep_lr=0.01,
-        deep_seeds=(0, 1),
+        deep_seeds=(0, 1, 2),
     ),
     "full": Scale(
         num_samples=10000,
@@ -160,50 +161,51 @@ def _deep(scale: Scale, data: relujax.data.Dataset, seed: int) -> tuple[list, di
     return arms, res
 
 
-def _fmt(mean: float, std: float) -> str:
-    return "nan" if not math.isfinite(mean) else f"{mean:.1%} ± {std:.1%}"
+def _iv(values: np.ndarray, *, fraction: bool = True) -> Interval:
+    """Mean over seeds and its 95% t-interval."""
+    return _stats.t_interval(values, within=(0, 1) if fraction else None)
 
 
 def _shallow_rows(arms, res, hidden) -> tuple[list[list], dict[str, dict]]:
     dead = pop.unit_fraction(res["dead"], hidden)  # [K, E]
     labels = np.array([a.label for a in arms])
     he = labels == "He normal"
-    he_acc = pop.mean_std(res["test_accuracy"][he, -1])[0]
+    he_acc = _iv(res["test_accuracy"][he, -1]).mean
     rows, per = [], {}
     for label in INITS:
         sel = labels == label
-        d0 = pop.mean_std(dead[sel, 0])
-        d1 = pop.mean_std(dead[sel, -1])
-        acc = pop.mean_std(res["test_accuracy"][sel, -1])
+        d0 = _iv(dead[sel, 0])
+        d1 = _iv(dead[sel, -1])
+        acc = _iv(res["test_accuracy"][sel, -1])
         per_layer0 = np.nanmean(res["dead"][sel, 0], axis=0)
         per[label] = {
-            "dead_init": d0,
-            "dead_final": d1,
-            "accuracy": acc,
+            "dead_init": d0.to_dict(),
+            "dead_final": d1.to_dict(),
+            "accuracy": acc.to_dict(),
             "dead_init_per_layer": per_layer0,
         }
-        if d0[0] > 0.02:
-            born = f"kills {d0[0]:.1%} of the units before any training step"
+        if d0.mean > 0.02:
+            born = f"kills {d0.mean:.1%} of the units before any training step"
             if per_layer0[-1] > per_layer0[0] + 0.05:
                 born += " (more in deeper layers)"
         else:
-            born = f"kills almost no unit at initialization ({d0[0]:.1%})"
-        if d1[0] > d0[0] + 0.02:
-            train = f"training kills more ({d1[0]:.1%})"
-        elif d1[0] < d0[0] - 0.02:
-            train = f"training revives some ({d1[0]:.1%} left)"
+            born = f"kills almost no unit at initialization ({d0.mean:.1%})"
+        if d1.mean > d0.mean + 0.02:
+            train = f"training kills more ({d1.mean:.1%})"
+        elif d1.mean < d0.mean - 0.02:
+            train = f"training revives some ({d1.mean:.1%} left)"
         else:
-            train = f"training leaves it at {d1[0]:.1%}"
-        if acc[0] < he_acc - 0.05:
-            outcome = f"and accuracy falls short of He's ({acc[0]:.3f} vs {he_acc:.3f})"
+            train = f"training leaves it at {d1.mean:.1%}"
+        if acc.mean < he_acc - 0.05:
+            outcome = f"and accuracy falls short of He's ({acc.mean:.3f} vs {he_acc:.3f})"
         else:
-            outcome = f"with accuracy on par with He's ({acc[0]:.3f} vs {he_acc:.3f})"
+            outcome = f"with accuracy on par with He's ({acc.mean:.3f} vs {he_acc:.3f})"
         rows.append(
             [
                 label,
-                _fmt(*d0),
-                _fmt(*d1),
-                f"{acc[0]:.3f} ± {acc[1]:.3f}",
+                d0.pct(),
+                d1.pct(),
+                acc.num(),
                 f"It {born}; {train}, {outcome}.",
             ]
         )
@@ -217,36 +219,36 @@ def _deep_rows(arms, res, scale: Scale) -> tuple[list[list], dict[str, dict]]:
     rows, per = [], {}
     for label in ("He normal", "Xavier normal"):
         sel = labels == label
-        loss = pop.mean_std(res["test_loss"][sel, -1])
-        acc = pop.mean_std(res["test_accuracy"][sel, -1])
+        loss = _iv(res["test_loss"][sel, -1], fraction=False)
+        acc = _iv(res["test_accuracy"][sel, -1])
         loss_curve = np.nanmean(res["test_loss"][sel], axis=0)
         moved = float(loss_curve[0] - np.nanmin(loss_curve))
-        stalled = bool(loss[0] > LN10 - 0.05 and moved < 0.05)
-        d0, d1 = pop.mean_std(dead[sel, 0]), pop.mean_std(dead[sel, -1])
-        per[label] = {"loss": loss, "accuracy": acc, "stalled": stalled}
+        stalled = bool(loss.mean > LN10 - 0.05 and moved < 0.05)
+        d0, d1 = _iv(dead[sel, 0]), _iv(dead[sel, -1])
+        per[label] = {"loss": loss.to_dict(), "accuracy": acc.to_dict(), "stalled": stalled}
         if stalled:
             verdict = (
                 f"Stalls: the test loss stays at ln 10 = {LN10:.2f} (chance) for "
                 f"{scale.deep_steps} steps, as He et al. report for Xavier."
             )
-        elif acc[0] > 0.2:
-            verdict = f"Trains: the test loss falls to {loss[0]:.2f}."
+        elif acc.mean > 0.2:
+            verdict = f"Trains: the test loss falls to {loss.mean:.2f}."
         else:
-            verdict = f"Barely moves: loss {loss[0]:.2f}, accuracy {acc[0]:.3f}."
+            verdict = f"Barely moves: loss {loss.mean:.2f}, accuracy {acc.mean:.3f}."
         rows.append(
             [
                 label,
-                f"{loss[0]:.3f} ± {loss[1]:.3f}",
-                f"{acc[0]:.3f} ± {acc[1]:.3f}",
-                _fmt(*d0),
-                _fmt(*d1),
+                loss.num(),
+                acc.num(),
+                d0.pct(),
+                d1.pct(),
                 verdict,
             ]
         )
     return rows, per
 
 
-def _figures(out, scale: Scale, shallow, deep) -> list[str]:
+def _draw(out, scale: Scale, shallow, deep) -> list[str]:
     plt = _common.pyplot()
     arms, res = shallow
     labels = np.array([a.label for a in arms])
@@ -257,11 +259,12 @@ def _figures(out, scale: Scale, shallow, deep) -> list[str]:
     for offset, (e, what) in zip(
         (-0.2, 0.2), ((0, "at init"), (-1, "after training")), strict=True
     ):
-        means = [np.nanmean(dead[labels == n, e]) for n in names]
-        stds = [np.nanstd(dead[labels == n, e]) for n in names]
-        ax.bar(x + offset, 100 * np.asarray(means), 0.4, yerr=100 * np.asarray(stds), label=what)
+        ivs = [_iv(dead[labels == n, e]) for n in names]
+        means = np.asarray([iv.mean for iv in ivs])
+        err = np.nan_to_num(np.asarray([[iv.mean - iv.lo, iv.hi - iv.mean] for iv in ivs]).T)
+        ax.bar(x + offset, 100 * means, 0.4, yerr=100 * err, capsize=3, label=what)
     ax.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("dead hidden units (%)")
+    ax.set_ylabel("dead hidden units (%, 95% interval)")
     ax.set_title(f"ReLU MLP {scale.hidden}, MNIST-1D, SGD+momentum, {scale.steps} steps")
     ax.legend()
     ax.grid(axis="y", alpha=0.3)
@@ -270,15 +273,17 @@ def _figures(out, scale: Scale, shallow, deep) -> list[str]:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    series = {}
     for n in names:
-        ax.plot(res["steps"], np.nanmean(res["test_accuracy"][labels == n], axis=0), label=n)
+        acc = res["test_accuracy"][labels == n]
+        ivs = [_iv(acc[:, e]) for e in range(acc.shape[1])]
+        series[n] = tuple(np.array([getattr(iv, k) for iv in ivs]) for k in ("mean", "lo", "hi"))
+    _figures.curves(ax, res["steps"], series)
     ax.set_xlabel("step")
     ax.set_ylabel("test accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_by_init.png", dpi=120)
-    plt.close(fig)
+    _figures.legend_right(fig, ax, title=f"mean, 95% band, {len(scale.seeds)} seeds")
+    _figures.save(fig, out / "accuracy_by_init.png")
 
     arms_d, res_d = deep
     labels_d = np.array([a.label for a in arms_d])
@@ -308,14 +313,14 @@ def _figures(out, scale: Scale, shallow, deep) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the experiment; returns the payload written to ``results.json``."""
     started = time.time()
-    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv)
+    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv, run_time="about 5 minutes")
     scale = SCALES[args.scale]
     data = relujax.data.mnist1d(num_samples=scale.num_samples)
     shallow = _shallow(scale, data, args.seed)
     deep = _deep(scale, data, args.seed)
     rows, per_init = _shallow_rows(*shallow, scale.hidden)
     deep_rows, per_deep = _deep_rows(*deep, scale)
-    figures = _figures(args.out, scale, shallow, deep)
+    figures = _draw(args.out, scale, shallow, deep)
 
     def runs(arms, res):
         return [
@@ -341,8 +346,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
             f"# {NAME}: initialization and dead ReLUs ({args.scale} scale)",
             f"## Part 1: ReLU MLP {scale.hidden} on MNIST-1D",
             f"SGD + momentum 0.9, lr {scale.lr:g}, batch {scale.batch_size}, {scale.steps} "
-            f"steps, {len(scale.seeds)} seed(s) (mean ± std). Dead = pre-activation never "
-            "positive on 1024 training examples, as a fraction of all hidden units.",
+            f"steps, {len(scale.seeds)} seed(s), mean [95% t-interval over seeds]. Dead = "
+            "pre-activation never positive on 1024 training examples, as a fraction of all "
+            "hidden units.",
             _common.markdown_table(
                 ("init", "dead at init", "dead after training", "test acc", "finding"), rows
             ),
@@ -361,4 +367,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    _common.cli(main, NAME, resumes=False)

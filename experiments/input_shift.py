@@ -24,8 +24,9 @@ from collections.abc import Sequence
 import numpy as np
 
 import relujax
-from experiments import _common
+from experiments import _common, _figures, _stats
 from experiments import _population as pop
+from experiments._stats import Interval
 
 NAME = "input_shift"
 ACTIVATIONS = ("relu", "leaky_relu")
@@ -108,13 +109,16 @@ def datasets(scale: Scale, seed: int) -> list[tuple[float, str, relujax.data.Dat
 
 
 def _cell(arms, res, hidden, act, prep, shift, e):
-    """(first-layer dead, all-units dead, accuracy) means over seeds at evaluation ``e``."""
+    """(first-layer dead, all-units dead, accuracy) over seeds at evaluation ``e``.
+
+    Each is the mean with its 95% t-interval over the seeds (:class:`_stats.Interval`).
+    """
     sel = np.array(
         [a.activation == act and a.label == f"{prep} {shift:g}" for a in arms], dtype=bool
     )
-    first = float(np.nanmean(res["dead"][sel, e, 0]))
-    total = float(np.nanmean(pop.unit_fraction(res["dead"][sel, e], hidden)))
-    acc = float(np.nanmean(res["test_accuracy"][sel, e]))
+    first = _stats.t_interval(res["dead"][sel, e, 0], within=(0, 1))
+    total = _stats.t_interval(pop.unit_fraction(res["dead"][sel, e], hidden), within=(0, 1))
+    acc = _stats.t_interval(res["test_accuracy"][sel, e], within=(0, 1))
     return first, total, acc
 
 
@@ -153,7 +157,7 @@ def _finding(act: str, prep: str, init_first: dict, end_first: dict, acc: dict) 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the experiment; returns the payload written to ``results.json``."""
     started = time.time()
-    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv)
+    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv, run_time="about 3 minutes")
     scale = SCALES[args.scale]
     data = datasets(scale, args.seed)
     arms = [
@@ -186,19 +190,19 @@ def main(argv: Sequence[str] | None = None) -> dict:
             for m in scale.shifts:
                 f0, t0, _ = _cell(arms, res, scale.hidden, act, prep, m, 0)
                 f1, t1, a1 = _cell(arms, res, scale.hidden, act, prep, m, -1)
-                init_first[m], end_first[m], acc[m] = f0, f1, a1
+                init_first[m], end_first[m], acc[m] = f0.mean, f1.mean, a1.mean
                 grid[f"{act} {prep} {m:g}"] = {
-                    "first_layer_dead_init": f0,
-                    "dead_init": t0,
-                    "first_layer_dead_final": f1,
-                    "dead_final": t1,
-                    "accuracy": a1,
+                    "first_layer_dead_init": f0.to_dict(),
+                    "dead_init": t0.to_dict(),
+                    "first_layer_dead_final": f1.to_dict(),
+                    "dead_final": t1.to_dict(),
+                    "accuracy": a1.to_dict(),
                 }
                 number_rows.append(
-                    [act, prep, f"{m:g}", *(f"{v:.1%}" for v in (f0, f1, t0, t1)), a1]
+                    [act, prep, f"{m:g}", *(v.pct() for v in (f0, f1, t0, t1)), a1.num()]
                 )
             claim_rows.append([act, prep, _finding(act, prep, init_first, end_first, acc)])
-    figures = _figures(args.out, scale, grid)
+    figures = _draw(args.out, scale, grid)
     payload = {
         "sizes": dataclasses.asdict(scale),
         "steps": res["steps"],
@@ -221,8 +225,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             f"# {NAME}: input shift and dead units ({args.scale} scale)",
             f"Gaussian mixture (16-d, 4 classes), inputs + m in every coordinate; MLP "
             f"{scale.hidden}, He init, Adam lr {scale.lr:g}, {scale.steps} steps, "
-            f"{len(scale.seeds)} seed(s) (means). Dead = pre-activation never positive on "
-            "1024 training examples.",
+            f"{len(scale.seeds)} seed(s): mean [95% t-interval over seeds]. Dead = "
+            "pre-activation never positive on 1024 training examples.",
             "## Findings",
             _common.markdown_table(("activation", "inputs", "finding"), claim_rows),
             "## Dead fraction vs shift",
@@ -246,45 +250,53 @@ def main(argv: Sequence[str] | None = None) -> dict:
     return payload
 
 
-def _figures(out, scale: Scale, grid: dict[str, dict]) -> list[str]:
-    plt = _common.pyplot()
+def _draw(out, scale: Scale, grid: dict[str, dict]) -> list[str]:
+    """Dead units and accuracy vs shift; distinct styles, legend outside the axes."""
+    plt = _figures.pyplot()
     shifts = np.asarray(scale.shifts)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, (key, title) in zip(
-        axes,
-        (("first_layer_dead", "first hidden layer"), ("dead", "all hidden units")),
-        strict=True,
-    ):
-        for i, act in enumerate(ACTIVATIONS):
-            for prep, style in (("raw", "-"), ("standardized", ":")):
-                for when, marker, alpha in (("init", "o", 0.45), ("final", "s", 1.0)):
-                    ys = [100 * grid[f"{act} {prep} {m:g}"][f"{key}_{when}"] for m in shifts]
-                    label = f"{act}, {prep}, {'at init' if when == 'init' else 'trained'}"
-                    kw = {"marker": marker, "ms": 4, "color": f"C{i}", "alpha": alpha}
-                    ax.plot(shifts, ys, style, label=label, **kw)
-        ax.set_title(title)
+
+    def series(key: str, when: str = "") -> dict[str, tuple]:
+        out = {}
+        for act in ACTIVATIONS:
+            for prep in PREPROCESSING:
+                name = f"{key}_{when}" if when else key
+                ivs = [Interval.from_dict(grid[f"{act} {prep} {m:g}"][name]) for m in shifts]
+                label = f"{act}, {prep}" + (
+                    f", {'at init' if when == 'init' else 'trained'}" if when else ""
+                )
+                out[label] = tuple(
+                    np.array([getattr(iv, k) for iv in ivs]) for k in ("mean", "lo", "hi")
+                )
+        return out
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharey=True, sharex=True)
+    for row, when in enumerate(("init", "final")):
+        for col, (key, title) in enumerate(
+            (("first_layer_dead", "first hidden layer"), ("dead", "all hidden units"))
+        ):
+            ax = axes[row][col]
+            _figures.curves(ax, shifts, series(key, when), scale=100)
+            ax.set_title(
+                f"{title}, {'at initialization' if when == 'init' else 'after training'}",
+                fontsize=10,
+            )
+            ax.grid(alpha=0.3)
+        axes[row][0].set_ylabel("dead units (%)")
+    for ax in axes[1]:
         ax.set_xlabel("input shift m")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("dead units (%)")
-    axes[1].legend(fontsize=7)
+    _figures.legend_right(fig, axes[0][1], title=f"mean, 95% band, {len(scale.seeds)} seeds")
     fig.tight_layout()
-    fig.savefig(out / "dead_vs_shift.png", dpi=120)
-    plt.close(fig)
+    _figures.save(fig, out / "dead_vs_shift.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for i, act in enumerate(ACTIVATIONS):
-        for prep, style in (("raw", "-o"), ("standardized", ":s")):
-            ys = [grid[f"{act} {prep} {m:g}"]["accuracy"] for m in shifts]
-            ax.plot(shifts, ys, style, ms=4, color=f"C{i}", label=f"{act}, {prep}")
+    _figures.curves(ax, shifts, series("accuracy"))
     ax.set_xlabel("input shift m")
     ax.set_ylabel("test accuracy after training")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "accuracy_vs_shift.png", dpi=120)
-    plt.close(fig)
+    _figures.legend_right(fig, ax, title=f"mean, 95% band, {len(scale.seeds)} seeds")
+    _figures.save(fig, out / "accuracy_vs_shift.png")
     return ["dead_vs_shift.png", "accuracy_vs_shift.png"]
 
 
 if __name__ == "__main__":
-    main()
+    _common.cli(main, NAME, resumes=False)

@@ -97,7 +97,7 @@ def test_input_shift(shift_run):
     for act in input_shift.ACTIVATIONS:
         # Standardized inputs are the same data whatever the shift (up to rounding), and
         # the same seed draws the same net: identical dead fractions at init.
-        std_init = {grid[f"{act} standardized {m:g}"]["dead_init"] for m in scale.shifts}
+        std_init = {grid[f"{act} standardized {m:g}"]["dead_init"]["mean"] for m in scale.shifts}
         assert len(std_init) == 1
         assert grid[f"{act} raw 0"]["dead_init"] == grid[f"{act} standardized 0"]["dead_init"]
 
