@@ -192,7 +192,7 @@ def _figure(out, scale: Scale, res: dict[str, np.ndarray]) -> str:
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the experiment; returns the payload written to ``results.json``."""
     started = time.time()
-    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv)
+    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv, run_time="about 1 minute")
     scale = SCALES[args.scale]
     print(
         f"[{NAME}] {len(INITS)} inits x {len(scale.widths)} widths x {len(scale.depths)} "
@@ -250,4 +250,4 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    _common.cli(main, NAME, resumes=False)
