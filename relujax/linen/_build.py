@@ -1,8 +1,8 @@
-"""Construction helpers shared by the Linen MLP and CNN (called from ``setup``)."""
+"""Construction of the Linen MLP and CNN from a plan of ``relujax.nn._common`` (in ``setup``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -12,25 +12,23 @@ from jax.typing import DTypeLike
 
 from relujax.linen._prelu import PReLU
 from relujax.linen._rrelu import RReLU
-from relujax.nn import _resolve
+from relujax.nn._common import ActivationSpec, InitSpec
 
 
 def activations(
-    spec: str | Callable[..., Any],
-    features: tuple[int, ...],
+    spec: ActivationSpec,
+    widths: Sequence[int],
     *,
     deterministic: bool,
     dtype: DTypeLike | None,
     param_dtype: DTypeLike,
 ) -> list[Any]:
     """One activation per hidden layer, named ``activations_i`` when it is a module."""
-    name = _resolve.module_activation_name(spec)
-    if name == "prelu":
-        return [PReLU(f, dtype=dtype, param_dtype=param_dtype) for f in features]
-    if name == "rrelu":
-        return [RReLU(deterministic=deterministic, dtype=dtype) for _ in features]
-    fn = _resolve.activation(spec)
-    return [fn for _ in features]
+    if spec.module == "prelu":
+        return [PReLU(w, dtype=dtype, param_dtype=param_dtype) for w in widths]
+    if spec.module == "rrelu":
+        return [RReLU(deterministic=deterministic, dtype=dtype) for _ in widths]
+    return [spec.fn for _ in widths]
 
 
 def _shape_only(key: jax.Array, shape: tuple[int, ...], dtype: Any = None) -> jax.Array:
@@ -40,24 +38,41 @@ def _shape_only(key: jax.Array, shape: tuple[int, ...], dtype: Any = None) -> ja
     return jnp.zeros(shape, dtype)
 
 
-def inits(
-    module: nn.Module,
-    kernel_init: Callable[..., Any],
-    bias_init: Callable[..., Any] | None,
-    kernel_shape: tuple[int, ...],
-    param_dtype: DTypeLike,
+def _inits(
+    module: nn.Module, inits: InitSpec, kernel_shape: tuple[int, ...], param_dtype: DTypeLike
 ) -> tuple[Callable[..., Any], Callable[..., Any]]:
     """The (kernel_init, bias_init) to give one Dense / Conv.
 
     For a paired initializer (RAI) the pair is drawn once from the ``params`` rng while
     initializing, and both halves are handed to the layer as constant initializers.
     """
-    if bias_init is not None:
-        return kernel_init, bias_init
+    if inits.bias is not None:
+        return inits.kernel, inits.bias
     if not module.is_initializing():
         return _shape_only, _shape_only
-    kernel, bias = kernel_init.pair(module.make_rng("params"), kernel_shape, param_dtype)
+    kernel, bias = inits.pair(module.make_rng("params"), kernel_shape, param_dtype)
     return (lambda *_: kernel), (lambda *_: bias)
+
+
+def layers(
+    module: nn.Module,
+    kernel_shapes: Sequence[tuple[int, ...]],
+    inits: InitSpec,
+    *,
+    dtype: DTypeLike | None,
+    param_dtype: DTypeLike,
+) -> list[nn.Module]:
+    """An ``nn.Conv`` (SAME padding) per kernel of 3+ axes, an ``nn.Dense`` per 2-axis one."""
+    out: list[nn.Module] = []
+    for shape in kernel_shapes:
+        *window, _, fan_out = shape
+        ki, bi = _inits(module, inits, shape, param_dtype)
+        common = {"kernel_init": ki, "bias_init": bi, "dtype": dtype, "param_dtype": param_dtype}
+        if window:
+            out.append(nn.Conv(fan_out, tuple(window), padding="SAME", **common))
+        else:
+            out.append(nn.Dense(fan_out, **common))
+    return out
 
 
 def call_activation(act: Any, x: jax.Array, deterministic: bool | None) -> jax.Array:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,9 +10,8 @@ from flax import linen as nn
 from jax import Array
 from jax.typing import ArrayLike, DTypeLike
 
-from relujax.init import _validate
 from relujax.linen import _build
-from relujax.nn import _cnn, _resolve
+from relujax.nn._common import ActivationSpec, CNNPlan, InitSpec
 
 
 class CNN(nn.Module):
@@ -71,44 +69,30 @@ class CNN(nn.Module):
     deterministic: bool = False
 
     def setup(self) -> None:
-        n_in = _resolve.positive_int("in_features", self.in_features)
-        features = _resolve.widths("features", self.features)
-        if not features:
-            raise ValueError("features must name at least one conv block; use MLP otherwise.")
-        n_out = _resolve.positive_int("out_features", self.out_features)
-        hidden = _resolve.widths("hidden", self.hidden)
-        dims = _cnn.check_spatial_dims(self.spatial_dims)
-        window = _cnn.kernel_size_tuple(self.kernel_size, dims)
-        _validate.choice("pool", self.pool, _cnn.POOLS)
-        _resolve.positive_int("pool_size", self.pool_size)
-        k_init, b_init = _resolve.kernel_and_bias_init(self.kernel_init, self.bias_init)
+        self._plan = CNNPlan.build(
+            self.in_features,
+            self.features,
+            self.out_features,
+            hidden=self.hidden,
+            spatial_dims=self.spatial_dims,
+            kernel_size=self.kernel_size,
+            pool=self.pool,
+            pool_size=self.pool_size,
+        )
+        inits = InitSpec.resolve("CNN", self.kernel_init, self.bias_init)
         common = {"dtype": self.dtype, "param_dtype": self.param_dtype}
-        layers: list[nn.Module] = []
-        for c_in, c_out in itertools.pairwise((n_in, *features)):
-            ki, bi = _build.inits(self, k_init, b_init, (*window, c_in, c_out), self.param_dtype)
-            layers.append(
-                nn.Conv(c_out, window, padding="SAME", kernel_init=ki, bias_init=bi, **common)
-            )
-        for fan_in, fan_out in itertools.pairwise((features[-1], *hidden, n_out)):
-            ki, bi = _build.inits(self, k_init, b_init, (fan_in, fan_out), self.param_dtype)
-            layers.append(nn.Dense(fan_out, kernel_init=ki, bias_init=bi, **common))
-        self.layers = layers
+        self.layers = _build.layers(self, self._plan.kernel_shapes, inits, **common)
         self.activations = _build.activations(
-            self.activation,
-            (*features, *hidden),
+            ActivationSpec.resolve("CNN", self.activation),
+            self._plan.activation_widths,
             deterministic=self.deterministic,
             **common,
         )
 
     def __call__(self, x: ArrayLike, deterministic: bool | None = None) -> Array:
         """Applies the network to ``x`` of shape ``(N, *spatial, in_features)``."""
-        x = jnp.asarray(x)
-        _cnn.check_input(x, self.in_features, self.spatial_dims)
-        n_conv = len(self.features)
-        for i in range(n_conv):
-            x = _build.call_activation(self.activations[i], self.layers[i](x), deterministic)
-            x = _cnn.pool(x, self.pool, self.pool_size, self.spatial_dims)
-        x = jnp.mean(x, axis=tuple(range(-1 - self.spatial_dims, -1)))
-        for i in range(n_conv, len(self.layers) - 1):
-            x = _build.call_activation(self.activations[i], self.layers[i](x), deterministic)
-        return self.layers[-1](x)
+        return self._plan(
+            x,
+            lambda i, h: self.layers[i](h),
+            lambda i, h: _build.call_activation(self.activations[i], h, deterministic),
+        )

@@ -18,16 +18,19 @@ def _linen_path(path: tuple[Any, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def params_from_nnx(model: nnx.Module) -> dict[str, Any]:
+def params_from_nnx(model: nnx.Module | nnx.State) -> dict[str, Any]:
     """Linen variables ``{"params": ...}`` holding an NNX model's ``nnx.Param`` values.
 
     NNX list entries ``layers/0/kernel`` become Linen names ``layers_0/kernel`` (the names
     Linen gives to submodules kept in a list in ``setup``), so
     ``relujax.linen.MLP(...).apply(params_from_nnx(nnx_mlp), x)`` equals ``nnx_mlp(x)``
-    for the same constructor arguments; likewise CNN, PReLU.
+    for the same constructor arguments; likewise CNN, PReLU. A state of parameters (such
+    as the gradients ``nnx.grad`` returns) maps the same way, so NNX gradients compare
+    directly with ``jax.grad`` of the Linen ``apply``.
 
     Args:
-      model: an NNX module, e.g. :class:`relujax.nn.MLP`.
+      model: an NNX module, e.g. :class:`relujax.nn.MLP`, or an ``nnx.State`` of its
+        parameters.
 
     Returns:
       A nested dict ``{"params": {...}}`` of arrays.
@@ -41,12 +44,13 @@ def params_from_nnx(model: nnx.Module) -> dict[str, Any]:
       (['layers_0', 'layers_1'], (8, 8))
     """
     params: dict[str, Any] = {}
-    for path, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
+    state = model if isinstance(model, nnx.State) else nnx.state(model, nnx.Param)
+    for path, var in nnx.to_flat_state(state):
         node = params
         *parents, leaf = _linen_path(tuple(path))
         for name in parents:
             node = node.setdefault(name, {})
-        node[leaf] = var.get_value() if hasattr(var, "get_value") else var.value
+        node[leaf] = var.get_value() if isinstance(var, nnx.Variable) else var
     return {"params": params}
 
 

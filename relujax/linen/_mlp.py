@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,7 +11,7 @@ from jax import Array
 from jax.typing import ArrayLike, DTypeLike
 
 from relujax.linen import _build
-from relujax.nn import _resolve
+from relujax.nn._common import ActivationSpec, InitSpec, MLPPlan
 
 
 class MLP(nn.Module):
@@ -62,40 +61,21 @@ class MLP(nn.Module):
     deterministic: bool = False
 
     def setup(self) -> None:
-        n_in = _resolve.positive_int("in_features", self.in_features)
-        hidden = _resolve.widths("hidden", self.hidden)
-        n_out = _resolve.positive_int("out_features", self.out_features)
-        k_init, b_init = _resolve.kernel_and_bias_init(self.kernel_init, self.bias_init)
-        layers = []
-        for fan_in, fan_out in itertools.pairwise((n_in, *hidden, n_out)):
-            ki, bi = _build.inits(self, k_init, b_init, (fan_in, fan_out), self.param_dtype)
-            layers.append(
-                nn.Dense(
-                    fan_out,
-                    kernel_init=ki,
-                    bias_init=bi,
-                    dtype=self.dtype,
-                    param_dtype=self.param_dtype,
-                )
-            )
-        self.layers = layers
+        self._plan = MLPPlan.build(self.in_features, self.hidden, self.out_features)
+        inits = InitSpec.resolve("MLP", self.kernel_init, self.bias_init)
+        common = {"dtype": self.dtype, "param_dtype": self.param_dtype}
+        self.layers = _build.layers(self, self._plan.kernel_shapes, inits, **common)
         self.activations = _build.activations(
-            self.activation,
-            hidden,
+            ActivationSpec.resolve("MLP", self.activation),
+            self._plan.activation_widths,
             deterministic=self.deterministic,
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
+            **common,
         )
 
     def __call__(self, x: ArrayLike, deterministic: bool | None = None) -> Array:
         """Applies the network to ``x`` of shape ``(..., in_features)``."""
-        x = jnp.asarray(x)
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"MLP(in_features={self.in_features}) expects inputs of shape "
-                f"(..., {self.in_features}), got {x.shape}."
-            )
-        n_hidden = len(self.layers) - 1
-        for i in range(n_hidden):
-            x = _build.call_activation(self.activations[i], self.layers[i](x), deterministic)
-        return self.layers[n_hidden](x)
+        return self._plan(
+            x,
+            lambda i, h: self.layers[i](h),
+            lambda i, h: _build.call_activation(self.activations[i], h, deterministic),
+        )

@@ -7,9 +7,7 @@ from flax import linen as nn
 from jax import Array
 from jax.typing import ArrayLike, DTypeLike
 
-from relujax.activations import prelu
-from relujax.init import _validate
-from relujax.nn import _resolve
+from relujax.nn import _common
 
 
 class PReLU(nn.Module):
@@ -44,19 +42,7 @@ class PReLU(nn.Module):
     @nn.compact
     def __call__(self, x: ArrayLike) -> Array:
         """Applies PReLU; ``x[..., c]`` uses ``slope[c]``."""
-        x = jnp.asarray(x)
-        shape: tuple[int, ...] = ()
-        if self.num_features is not None:
-            n = _resolve.positive_int("num_features", self.num_features)
-            if x.ndim == 0 or x.shape[-1] != n:
-                raise ValueError(
-                    f"PReLU(num_features={n}) expects inputs whose last axis has size {n}, "
-                    f"got shape {x.shape}."
-                )
-            shape = (n,)
-        value = _validate.real("slope_init", self.slope_init, minimum=0.0)
+        shape = _common.prelu_shape("PReLU", self.num_features)
+        value = _common.nonnegative_slope("PReLU: slope_init", self.slope_init)
         slope = self.param("slope", lambda _, s, d: jnp.full(s, value, d), shape, self.param_dtype)
-        dtype = self.dtype
-        if dtype is None:
-            dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.inexact) else jnp.float32
-        return prelu(x.astype(dtype), slope.astype(dtype))
+        return _common.apply_prelu(x, slope, shape, self.dtype)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 from flax import linen as nn
 from jax import Array
 from jax.typing import ArrayLike, DTypeLike
 
-from relujax.activations import rrelu
-from relujax.nn import _resolve
+from relujax.nn import _common
 
 
 class RReLU(nn.Module):
@@ -44,11 +42,7 @@ class RReLU(nn.Module):
     @nn.compact
     def __call__(self, x: ArrayLike, deterministic: bool | None = None) -> Array:
         """Applies RReLU; ``deterministic`` overrides the attribute for this call."""
-        lower, upper = _resolve.slope_bounds(self.lower, self.upper)
-        x = jnp.asarray(x)
-        if self.dtype is not None:
-            x = x.astype(self.dtype)
+        lower, upper = _common.slope_bounds("RReLU", self.lower, self.upper)
         det = self.deterministic if deterministic is None else deterministic
-        if det:
-            return rrelu(x, None, lower, upper)
-        return rrelu(x, self.make_rng(self.rng_collection), lower, upper)
+        key = None if det else self.make_rng(self.rng_collection)
+        return _common.apply_rrelu(x, key, lower, upper, self.dtype)

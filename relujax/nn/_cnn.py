@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,56 +10,8 @@ from flax import nnx
 from jax import Array
 from jax.typing import ArrayLike, DTypeLike
 
-from relujax import init as _init
-from relujax.init import _validate
-from relujax.nn import _build, _resolve
-
-POOLS = ("max", "avg", None)
-
-
-def kernel_size_tuple(kernel_size: int | Sequence[int], spatial_dims: int) -> tuple[int, ...]:
-    """``kernel_size`` as a tuple of ``spatial_dims`` positive ints."""
-    if isinstance(kernel_size, Sequence) and not isinstance(kernel_size, str):
-        out = tuple(
-            _resolve.positive_int(f"kernel_size[{i}]", k) for i, k in enumerate(kernel_size)
-        )
-        if len(out) != spatial_dims:
-            raise ValueError(f"kernel_size has {len(out)} entries but spatial_dims={spatial_dims}.")
-        return out
-    return (_resolve.positive_int("kernel_size", kernel_size),) * spatial_dims
-
-
-def check_spatial_dims(spatial_dims: Any) -> int:
-    """``spatial_dims`` as 1, 2 or 3."""
-    try:
-        value = operator.index(spatial_dims)
-    except TypeError:
-        value = None
-    if value not in (1, 2, 3):
-        raise ValueError(
-            f"spatial_dims must be 1 (signals), 2 (images) or 3 (volumes), got {spatial_dims!r}."
-        )
-    return value
-
-
-def pool(x: Array, kind: str | None, size: int, spatial_dims: int) -> Array:
-    """Max / average pooling with window = stride = ``size`` and SAME padding."""
-    if kind is None:
-        return x
-    window = (size,) * spatial_dims
-    if kind == "max":
-        return nnx.max_pool(x, window, strides=window, padding="SAME")
-    return nnx.avg_pool(x, window, strides=window, padding="SAME", count_include_pad=False)
-
-
-def check_input(x: Array, in_features: int, spatial_dims: int) -> None:
-    """A clear error for inputs that are not ``(N, ..., *spatial, in_features)``."""
-    if x.ndim < spatial_dims + 2 or x.shape[-1] != in_features:
-        axes = ("L",) if spatial_dims == 1 else ("H", "W", "D")[:spatial_dims]
-        raise ValueError(
-            f"CNN(in_features={in_features}, spatial_dims={spatial_dims}) expects inputs of "
-            f"shape (N, {', '.join(axes)}, {in_features}), got {x.shape}."
-        )
+from relujax.nn import _build
+from relujax.nn._common import ActivationSpec, CNNPlan, InitSpec, check_rngs
 
 
 class CNN(nnx.Module):
@@ -145,54 +95,38 @@ class CNN(nnx.Module):
         param_dtype: DTypeLike = jnp.float32,
         rngs: nnx.Rngs,
     ):
-        self.in_features = _resolve.positive_int("in_features", in_features)
-        self.features = _resolve.widths("features", features)
-        if not self.features:
-            raise ValueError("features must name at least one conv block; use MLP otherwise.")
-        self.out_features = _resolve.positive_int("out_features", out_features)
-        self.hidden = _resolve.widths("hidden", hidden)
-        self.spatial_dims = check_spatial_dims(spatial_dims)
-        self.kernel_size = kernel_size_tuple(kernel_size, self.spatial_dims)
-        self.pool = _validate.choice("pool", pool, POOLS)
-        self.pool_size = _resolve.positive_int("pool_size", pool_size)
-        k_init, b_init = _resolve.kernel_and_bias_init(kernel_init, bias_init)
-        paired = b_init is None
-        inits = {
-            "kernel_init": _init.zeros if paired else k_init,
-            "bias_init": _init.zeros if paired else b_init,
-            "dtype": dtype,
-            "param_dtype": param_dtype,
-            "rngs": rngs,
-        }
-        layers: list[nnx.Module] = []
-        channels = (self.in_features, *self.features)
-        for c_in, c_out in itertools.pairwise(channels):
-            layers.append(nnx.Conv(c_in, c_out, self.kernel_size, padding="SAME", **inits))
-        sizes = (self.features[-1], *self.hidden, self.out_features)
-        for fan_in, fan_out in itertools.pairwise(sizes):
-            layers.append(nnx.Linear(fan_in, fan_out, **inits))
-        if paired:
-            for layer in layers:
-                _build.draw_pair(layer, k_init, rngs, param_dtype)
-        self.layers = nnx.List(layers)
+        plan = CNNPlan.build(
+            in_features,
+            features,
+            out_features,
+            hidden=hidden,
+            spatial_dims=spatial_dims,
+            kernel_size=kernel_size,
+            pool=pool,
+            pool_size=pool_size,
+        )
+        act = ActivationSpec.resolve("CNN", activation)
+        inits = InitSpec.resolve("CNN", kernel_init, bias_init)
+        check_rngs("CNN", rngs)
+        self._plan = plan
+        self.in_features, self.features, self.out_features = (
+            plan.in_features,
+            plan.features,
+            plan.out_features,
+        )
+        self.hidden, self.spatial_dims, self.kernel_size = (
+            plan.hidden,
+            plan.spatial_dims,
+            plan.kernel_size,
+        )
+        self.pool, self.pool_size = plan.pool, plan.pool_size
+        self.layers = _build.layers(
+            plan.kernel_shapes, inits, rngs=rngs, dtype=dtype, param_dtype=param_dtype
+        )
         self.activations = _build.activations(
-            activation,
-            (*self.features, *self.hidden),
-            rngs=rngs,
-            dtype=dtype,
-            param_dtype=param_dtype,
+            act, plan.activation_widths, rngs=rngs, dtype=dtype, param_dtype=param_dtype
         )
 
     def __call__(self, x: ArrayLike) -> Array:
         """Applies the network to ``x`` of shape ``(N, *spatial, in_features)``."""
-        x = jnp.asarray(x)
-        check_input(x, self.in_features, self.spatial_dims)
-        n_conv = len(self.features)
-        for i in range(n_conv):
-            x = pool(
-                self.activations[i](self.layers[i](x)), self.pool, self.pool_size, self.spatial_dims
-            )
-        x = jnp.mean(x, axis=tuple(range(-1 - self.spatial_dims, -1)))
-        for i in range(n_conv, n_conv + len(self.hidden)):
-            x = self.activations[i](self.layers[i](x))
-        return self.layers[-1](x)
+        return self._plan(x, lambda i, h: self.layers[i](h), lambda i, h: self.activations[i](h))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,8 +10,8 @@ from flax import nnx
 from jax import Array
 from jax.typing import ArrayLike, DTypeLike
 
-from relujax import init as _init
-from relujax.nn import _build, _resolve
+from relujax.nn import _build
+from relujax.nn._common import ActivationSpec, InitSpec, MLPPlan, check_rngs
 
 
 class MLP(nnx.Module):
@@ -86,39 +85,27 @@ class MLP(nnx.Module):
         param_dtype: DTypeLike = jnp.float32,
         rngs: nnx.Rngs,
     ):
-        self.in_features = _resolve.positive_int("in_features", in_features)
-        self.hidden = _resolve.widths("hidden", hidden)
-        self.out_features = _resolve.positive_int("out_features", out_features)
-        k_init, b_init = _resolve.kernel_and_bias_init(kernel_init, bias_init)
-        paired = b_init is None
-        sizes = (self.in_features, *self.hidden, self.out_features)
-        layers = []
-        for fan_in, fan_out in itertools.pairwise(sizes):
-            layer = nnx.Linear(
-                fan_in,
-                fan_out,
-                kernel_init=_init.zeros if paired else k_init,
-                bias_init=_init.zeros if paired else b_init,
-                dtype=dtype,
-                param_dtype=param_dtype,
-                rngs=rngs,
-            )
-            if paired:
-                _build.draw_pair(layer, k_init, rngs, param_dtype)
-            layers.append(layer)
-        self.layers = nnx.List(layers)
+        plan = MLPPlan.build(in_features, hidden, out_features)
+        act = ActivationSpec.resolve("MLP", activation)
+        inits = InitSpec.resolve("MLP", kernel_init, bias_init)
+        check_rngs("MLP", rngs)
+        self._plan = plan
+        self.in_features, self.hidden, self.out_features = (
+            plan.in_features,
+            plan.hidden,
+            plan.out_features,
+        )
+        self.layers = _build.layers(
+            plan.kernel_shapes, inits, rngs=rngs, dtype=dtype, param_dtype=param_dtype
+        )
         self.activations = _build.activations(
-            activation, self.hidden, rngs=rngs, dtype=dtype, param_dtype=param_dtype
+            act,
+            plan.activation_widths,
+            rngs=rngs,
+            dtype=dtype,
+            param_dtype=param_dtype,
         )
 
     def __call__(self, x: ArrayLike) -> Array:
         """Applies the network to ``x`` of shape ``(..., in_features)``."""
-        x = jnp.asarray(x)
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(
-                f"MLP(in_features={self.in_features}) expects inputs of shape "
-                f"(..., {self.in_features}), got {x.shape}."
-            )
-        for i in range(len(self.hidden)):
-            x = self.activations[i](self.layers[i](x))
-        return self.layers[len(self.hidden)](x)
+        return self._plan(x, lambda i, h: self.layers[i](h), lambda i, h: self.activations[i](h))

@@ -7,9 +7,7 @@ from flax import nnx
 from jax import Array
 from jax.typing import ArrayLike, DTypeLike
 
-from relujax.activations import prelu
-from relujax.init import _validate
-from relujax.nn import _resolve
+from relujax.nn import _common
 
 
 class PReLU(nnx.Module):
@@ -51,25 +49,14 @@ class PReLU(nnx.Module):
         rngs: nnx.Rngs | None = None,
     ):
         del rngs
-        if num_features is not None:
-            num_features = _resolve.positive_int("num_features", num_features)
-        value = _validate.real("init", init, minimum=0.0)
-        shape = () if num_features is None else (num_features,)
-        self.num_features = num_features
+        shape = _common.prelu_shape("PReLU", num_features)
+        value = _common.nonnegative_slope("PReLU: init", init)
+        self.num_features = shape[0] if shape else None
         self.dtype = dtype
         self.param_dtype = param_dtype
         self.slope = nnx.Param(jnp.full(shape, value, param_dtype))
 
     def __call__(self, x: ArrayLike) -> Array:
         """Applies PReLU with the current slope; ``x[..., c]`` uses ``slope[c]``."""
-        x = jnp.asarray(x)
-        if self.num_features is not None and (x.ndim == 0 or x.shape[-1] != self.num_features):
-            raise ValueError(
-                f"PReLU(num_features={self.num_features}) expects inputs whose last axis has "
-                f"size {self.num_features}, got shape {x.shape}."
-            )
-        slope = self.slope[...]
-        dtype = self.dtype
-        if dtype is None:
-            dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.inexact) else jnp.float32
-        return prelu(x.astype(dtype), slope.astype(dtype))
+        shape = () if self.num_features is None else (self.num_features,)
+        return _common.apply_prelu(x, self.slope[...], shape, self.dtype)

@@ -1,19 +1,19 @@
 """Turn the ``activation=`` / ``*_init=`` arguments of relujax modules into callables.
 
-Shared by :mod:`relujax.nn` (NNX) and :mod:`relujax.linen` so both accept exactly the same
-arguments.
+Shared by :mod:`relujax.nn` (NNX) and :mod:`relujax.linen` (through ``relujax.nn._common``)
+so both accept exactly the same arguments. Names are read in any spelling that
+:func:`relujax._registry.normalize` maps to a registered one (``"ReLU"``, ``" Leaky-ReLU "``).
 """
 
 from __future__ import annotations
 
 import functools
-import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from relujax import init as _init
+from relujax._registry import normalize
 from relujax.activations import get_activation
-from relujax.init import _validate
 
 #: Activation names that build a module per layer (learnable or random) in MLP / CNN.
 MODULE_ACTIVATIONS = ("prelu", "rrelu")
@@ -22,7 +22,7 @@ MODULE_ACTIVATIONS = ("prelu", "rrelu")
 def activation(spec: str | Callable[..., Any], /, **params: Any) -> Callable[..., Any]:
     """A stateless activation from a relujax name or a callable, with ``params`` bound."""
     if isinstance(spec, str):
-        return get_activation(spec, **params)
+        return get_activation(normalize(spec), **params)
     if callable(spec):
         return functools.partial(spec, **params) if params else spec
     raise TypeError(f"activation must be a relujax activation name or a callable, got {spec!r}.")
@@ -30,8 +30,8 @@ def activation(spec: str | Callable[..., Any], /, **params: Any) -> Callable[...
 
 def module_activation_name(spec: Any) -> str | None:
     """``"prelu"`` / ``"rrelu"`` when ``spec`` names a per-layer activation module, else None."""
-    if isinstance(spec, str) and spec.strip().lower() in MODULE_ACTIVATIONS:
-        return spec.strip().lower()
+    if isinstance(spec, str) and normalize(spec) in MODULE_ACTIVATIONS:
+        return normalize(spec)
     return None
 
 
@@ -64,30 +64,3 @@ def kernel_and_bias_init(
             )
         return k, None
     return k, initializer("zeros" if bias_init is None else bias_init, name="bias_init")
-
-
-def positive_int(name: str, value: Any) -> int:
-    """``value`` as a positive int, or a clear error naming ``name``."""
-    try:
-        out = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be a positive int, got {value!r}.") from None
-    if out < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return out
-
-
-def widths(name: str, value: Sequence[int]) -> tuple[int, ...]:
-    """A sequence of positive ints as a tuple (may be empty)."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise TypeError(f"{name} must be a sequence of positive ints, got {value!r}.")
-    return tuple(positive_int(f"{name}[{i}]", v) for i, v in enumerate(value))
-
-
-def slope_bounds(lower: Any, upper: Any) -> tuple[float, float]:
-    """Validated RReLU bounds: finite, 0 <= lower <= upper."""
-    lo = _validate.real("lower", lower, minimum=0.0)
-    hi = _validate.real("upper", upper, minimum=0.0)
-    if lo > hi:
-        raise ValueError(f"lower must be <= upper, got lower={lower!r}, upper={upper!r}.")
-    return lo, hi

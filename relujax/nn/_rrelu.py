@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 from jax import Array
 from jax.typing import ArrayLike, DTypeLike
 
-from relujax.activations import rrelu
-from relujax.nn import _resolve
+from relujax import _validation
+from relujax.nn import _common
 
 
 class RReLU(nnx.Module):
@@ -54,8 +53,8 @@ class RReLU(nnx.Module):
         rng_collection: str = "rrelu",
         dtype: DTypeLike | None = None,
     ):
-        self.lower, self.upper = _resolve.slope_bounds(lower, upper)
-        self.deterministic = deterministic
+        self.lower, self.upper = _common.slope_bounds("RReLU", lower, upper)
+        self.deterministic = _validation.boolean("RReLU: deterministic", deterministic)
         self.rng_collection = rng_collection
         self.dtype = dtype
         if isinstance(rngs, nnx.Rngs):
@@ -65,7 +64,9 @@ class RReLU(nnx.Module):
         elif rngs is None:
             self.rngs = nnx.data(None)
         else:
-            raise TypeError(f"rngs must be an nnx.Rngs, an nnx.RngStream or None, got {rngs!r}.")
+            raise TypeError(
+                f"RReLU: rngs must be an nnx.Rngs, an nnx.RngStream or None, got {rngs!r}."
+            )
 
     def __call__(
         self,
@@ -84,12 +85,9 @@ class RReLU(nnx.Module):
         Returns:
           An array of ``x``'s shape.
         """
-        x = jnp.asarray(x)
-        if self.dtype is not None:
-            x = x.astype(self.dtype)
         det = self.deterministic if deterministic is None else deterministic
         if det:
-            return rrelu(x, None, self.lower, self.upper)
+            return _common.apply_rrelu(x, None, self.lower, self.upper, self.dtype)
         if key is None:
             if self.rngs is None:
                 raise ValueError(
@@ -97,4 +95,4 @@ class RReLU(nnx.Module):
                     "key=... to the call, or use deterministic=True / model.eval()."
                 )
             key = self.rngs()
-        return rrelu(x, key, self.lower, self.upper)
+        return _common.apply_rrelu(x, key, self.lower, self.upper, self.dtype)

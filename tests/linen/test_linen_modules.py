@@ -126,3 +126,72 @@ def test_linen_argument_errors():
         rl.CNN(D, (D,), D, pool="min").init(jax.random.key(0), IMAGES)
     with pytest.raises(ValueError, match="slope_init"):
         rl.PReLU(slope_init=-1.0).init(jax.random.key(0), X)
+
+
+@pytest.mark.parametrize(
+    ("nnx_model", "linen_model", "x"),
+    [
+        (
+            lambda: rnn.MLP(D, [D, D], D, activation="prelu", rngs=nnx.Rngs(0)),
+            rl.MLP(D, (D, D), D, activation="prelu"),
+            X,
+        ),
+        (
+            lambda: rnn.CNN(D, [D], D, hidden=[D], kernel_init="rai", rngs=nnx.Rngs(0)),
+            rl.CNN(D, (D,), D, hidden=(D,), kernel_init="rai"),
+            IMAGES,
+        ),
+    ],
+    ids=["mlp", "cnn"],
+)
+def test_linen_equals_nnx_under_grad_and_vmap(nnx_model, linen_model, x):
+    # The documented mapping (params_from_nnx) carries parameters AND gradients across.
+    model = nnx_model()
+    params = rl.params_from_nnx(model)
+
+    def linen_loss(p):
+        return jnp.sum(linen_model.apply(p, x) ** 2)
+
+    nnx_grads = nnx.grad(lambda m: jnp.sum(m(x) ** 2))(model)
+    chex.assert_trees_all_close(
+        jax.grad(linen_loss)(params), rl.params_from_nnx(nnx_grads), rtol=1e-5, atol=1e-5
+    )
+    # vmap over examples (one at a time, a leading axis of 1) equals the batched call.
+    one = functools.partial(linen_model.apply, params)
+    chex.assert_trees_all_close(
+        jax.vmap(lambda xi: one(xi[None])[0])(x), model(x), rtol=1e-5, atol=1e-5
+    )
+    chex.assert_trees_all_close(jax.jit(one)(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_linen_shares_nnx_logic_through_one_interface():
+    # Linen builds on relujax.nn._common (plans, argument checks, PReLU / RReLU maths):
+    # no copy of the NNX logic and no import of any other private NNX module.
+    import pathlib
+    import re
+
+    imports = set()
+    for path in pathlib.Path(rl.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        imports |= set(re.findall(r"relujax\.nn\.(_\w+)", text))
+        imports |= set(re.findall(r"from relujax\.nn import (\w+)", text))
+    assert imports == {"_common"}, imports
+    assert "from relujax.nn._common import" in pathlib.Path(rl._mlp.__file__).read_text()
+
+
+@pytest.mark.parametrize(
+    ("module", "public"),
+    [
+        (
+            init,
+            "PairedInitializer constant get he_normal he_uniform leaky_gain lecun_normal names "
+            "normal ones orthogonal rai xavier_normal xavier_uniform zeros",
+        ),
+        (rnn, "Activation CNN MLP PReLU RReLU"),
+        (rl, "CNN MLP PReLU RReLU params_from_nnx update_nnx"),
+    ],
+)
+def test_public_surface(module, public):
+    # One spelling of RAI (rai, with .pair), and every public name re-exported in __all__.
+    assert sorted(module.__all__) == sorted(public.split())
+    assert {n for n in dir(module) if not n.startswith("_")} == set(public.split())
