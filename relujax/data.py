@@ -12,8 +12,8 @@ Loaders:
 
 * :func:`teacher_student` — regression on the outputs of a random teacher MLP.
 * :func:`gaussian_mixture` — classification of Gaussian clusters, with an input mean shift
-  added *after* standardization: skewed inputs are one of the causes of dead ReLUs (seed
-  document 000, §2.2, "输入数据分布").
+  added *after* standardization: skewed inputs are one of the causes of dead ReLUs (Lu et
+  al., 2020, "Dying ReLU and Initialization").
 * :func:`digits` — scikit-learn's 8x8 handwritten digits (shipped inside scikit-learn).
 * :func:`mnist1d` — MNIST-1D (Greydanus, 2020) generated procedurally by the ``mnist1d``
   package's generator (its templates are in code) and cached on disk.
@@ -33,13 +33,18 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from relujax import _optional, _validation
+from relujax._registry import Registry
+
 __all__ = [
     "NAMES",
     "Dataset",
     "digits",
     "gaussian_mixture",
+    "get",
     "load",
     "mnist1d",
+    "names",
     "teacher_student",
 ]
 
@@ -94,20 +99,6 @@ def _standardize(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
     )
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def _check_number(name: str, value: Any, minimum: float | None = None) -> float:
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not ok or not np.isfinite(value) or (minimum is not None and value < minimum):
-        bound = "" if minimum is None else f" >= {minimum}"
-        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}.")
-    return float(value)
-
-
 def teacher_student(
     *,
     n_train: int = 4096,
@@ -153,17 +144,17 @@ def teacher_student(
       >>> print(f"{ds.y_train.mean():.3f} {ds.y_train.std():.3f}")
       0.000 1.000
     """
-    n_train = _check_int("n_train", n_train, 1)
-    n_test = _check_int("n_test", n_test, 1)
-    d_in = _check_int("d_in", d_in, 1)
-    d_out = _check_int("d_out", d_out, 1)
-    width = _check_int("teacher_width", teacher_width, 1)
-    depth = _check_int("teacher_depth", teacher_depth, 1)
-    noise = _check_number("noise", noise, 0.0)
+    n_train = _validation.integer("n_train", n_train, minimum=1)
+    n_test = _validation.integer("n_test", n_test, minimum=1)
+    d_in = _validation.integer("d_in", d_in, minimum=1)
+    d_out = _validation.integer("d_out", d_out, minimum=1)
+    width = _validation.integer("teacher_width", teacher_width, minimum=1)
+    depth = _validation.integer("teacher_depth", teacher_depth, minimum=1)
+    noise = _validation.real("noise", noise, minimum=0.0)
     from relujax.activations import get_activation
 
     phi = get_activation(activation)
-    rng = np.random.default_rng(_check_int("seed", seed, 0))
+    rng = np.random.default_rng(_validation.seed("seed", seed))
     sizes = [d_in] + [width] * depth + [d_out]
     layers = [
         (
@@ -206,7 +197,7 @@ def gaussian_mixture(
     so the inputs have mean :math:`m` per coordinate. A large :math:`|m|` skews the
     pre-activations :math:`w^\top \tilde x + b` of every first-layer unit by
     :math:`m\sum_i w_i`: units with the wrong sign are silenced, the input-distribution cause
-    of dead ReLUs (seed document 000, §2.2).
+    of dead ReLUs.
 
     Args:
       n_train: number of training examples.
@@ -228,13 +219,13 @@ def gaussian_mixture(
       >>> print(f"{ds.x_train.mean():.2f} {ds.x_train.std(axis=0).mean():.2f}")
       2.00 1.00
     """
-    n_train = _check_int("n_train", n_train, 1)
-    n_test = _check_int("n_test", n_test, 1)
-    dim = _check_int("dim", dim, 1)
-    num_classes = _check_int("num_classes", num_classes, 2)
-    separation = _check_number("separation", separation, 0.0)
-    mean_shift = _check_number("mean_shift", mean_shift)
-    rng = np.random.default_rng(_check_int("seed", seed, 0))
+    n_train = _validation.integer("n_train", n_train, minimum=1)
+    n_test = _validation.integer("n_test", n_test, minimum=1)
+    dim = _validation.integer("dim", dim, minimum=1)
+    num_classes = _validation.integer("num_classes", num_classes, minimum=2)
+    separation = _validation.real("separation", separation, minimum=0.0)
+    mean_shift = _validation.real("mean_shift", mean_shift)
+    rng = np.random.default_rng(_validation.seed("seed", seed))
     u = rng.normal(size=(num_classes, dim))
     means = separation * u / np.linalg.norm(u, axis=1, keepdims=True)
     y = rng.integers(0, num_classes, size=n_train + n_test).astype(np.int32)
@@ -280,15 +271,17 @@ def digits(*, test_fraction: float = 0.2, flatten: bool = True, seed: int = 0) -
       >>> relujax.data.digits(flatten=False).x_train.shape
       (1438, 8, 8, 1)
     """
-    test_fraction = _check_number("test_fraction", test_fraction)
+    test_fraction = _validation.real("test_fraction", test_fraction)
+    flatten = _validation.boolean("flatten", flatten)
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}.")
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
+    sklearn_datasets = _optional.require(
+        "sklearn.datasets", package="scikit-learn", purpose="relujax.data.digits()"
+    )
+    bunch = sklearn_datasets.load_digits()
     x = bunch.data.astype(np.float64)
     y = bunch.target.astype(np.int32)
-    train, test = _split(len(y), y, test_fraction, _check_int("seed", seed, 0))
+    train, test = _split(len(y), y, test_fraction, _validation.seed("seed", seed))
     x_train, x_test = _standardize(x[train], x[test])
     if not flatten:
         x_train, x_test = x_train.reshape(-1, 8, 8, 1), x_test.reshape(-1, 8, 8, 1)
@@ -306,8 +299,10 @@ def _cache_dir(cache_dir: str | os.PathLike | None) -> pathlib.Path:
 
 def _generate_mnist1d(args: dict[str, Any]) -> dict[str, np.ndarray]:
     """Run mnist1d's procedural generator (no download) without touching global RNG state."""
-    from mnist1d.data import get_dataset_args, make_dataset
-
+    mnist1d_data = _optional.require(
+        "mnist1d.data", package="mnist1d", purpose="relujax.data.mnist1d()"
+    )
+    get_dataset_args, make_dataset = mnist1d_data.get_dataset_args, mnist1d_data.make_dataset
     full = get_dataset_args(as_dict=True)
     full.update(args)
     np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
@@ -362,14 +357,15 @@ def mnist1d(
       >>> ds.x_train.shape, ds.x_test.shape, ds.y_train.dtype
       ((160, 40), (40, 40), dtype('int32'))
     """
-    num_samples = _check_int("num_samples", num_samples, 10)
-    train_split = _check_number("train_split", train_split)
+    num_samples = _validation.integer("num_samples", num_samples, minimum=10)
+    train_split = _validation.real("train_split", train_split)
+    flatten = _validation.boolean("flatten", flatten)
     if not 0.0 < train_split < 1.0:
         raise ValueError(f"train_split must be in (0, 1), got {train_split}.")
     args = {
         "num_samples": num_samples,
         "train_split": train_split,
-        "seed": _check_int("seed", seed, 0),
+        "seed": _validation.seed("seed", seed),
     }
     key = hashlib.sha256(json.dumps(args, sort_keys=True).encode()).hexdigest()[:16]
     directory = _cache_dir(cache_dir)
@@ -399,45 +395,86 @@ def mnist1d(
     return Dataset(x_train, raw["y"].astype(np.int32), x_test, raw["y_test"].astype(np.int32))
 
 
-_LOADERS: dict[str, Callable[..., Dataset]] = {
-    "teacher_student": teacher_student,
-    "gaussian_mixture": gaussian_mixture,
-    "digits": digits,
-    "mnist1d": mnist1d,
-}
+_LOADERS: Registry[Callable[..., Dataset]] = Registry(
+    "data set",
+    {
+        "teacher_student": teacher_student,
+        "gaussian_mixture": gaussian_mixture,
+        "digits": digits,
+        "mnist1d": mnist1d,
+    },
+)
 
-#: Names accepted by :func:`load`.
-NAMES: tuple[str, ...] = tuple(_LOADERS)
+#: Names accepted by :func:`get` (and :func:`load`), in registration order.
+NAMES: tuple[str, ...] = _LOADERS.canonical()
 
 
-def load(name: str, **kwargs: Any) -> Dataset:
-    """Load a dataset by name: ``load("digits", seed=1)`` is ``digits(seed=1)``.
+def names() -> tuple[str, ...]:
+    """The data set names :func:`get` accepts, sorted.
+
+    Returns:
+      A sorted tuple of names.
+
+    Examples:
+      >>> import relujax
+      >>> relujax.data.names()
+      ('digits', 'gaussian_mixture', 'mnist1d', 'teacher_student')
+    """
+    return _LOADERS.names()
+
+
+def get(name: str, /, **params: Any) -> Dataset:
+    """Load a data set by name: ``get("digits", seed=1)`` is ``digits(seed=1)``.
+
+    Names are normalized as everywhere in relujax (``"Gaussian-Mixture"`` is
+    ``"gaussian_mixture"``).
 
     Args:
-      name: one of :data:`NAMES`.
-      **kwargs: keyword arguments of that loader.
+      name: one of :func:`names`.
+      **params: keyword arguments of that loader.
 
     Returns:
       A :class:`Dataset`.
 
     Raises:
-      ValueError: for an unknown name or keyword.
+      TypeError: ``name`` is not a string.
+      ValueError: an unknown name (the closest names are suggested) or keyword.
+
+    Examples:
+      >>> import relujax
+      >>> relujax.data.get("gaussian_mixture", n_train=8, n_test=4).x_train.shape
+      (8, 16)
+      >>> relujax.data.get("cifar10")
+      Traceback (most recent call last):
+      ...
+      ValueError: unknown data set 'cifar10' for name; accepted: digits, ...
+    """
+    loader = _LOADERS.entry(name)
+    import inspect
+
+    accepted = list(inspect.signature(loader).parameters)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"data set {_LOADERS.resolve(name)!r} got unknown arguments {unknown}; "
+            f"accepted: {accepted}."
+        )
+    return loader(**params)
+
+
+def load(name: str, **kwargs: Any) -> Dataset:
+    """The same as :func:`get` (kept for existing code).
+
+    Args:
+      name: one of :func:`names`.
+      **kwargs: keyword arguments of that loader.
+
+    Returns:
+      A :class:`Dataset`.
 
     Examples:
       >>> import relujax
       >>> relujax.data.load("gaussian_mixture", n_train=8, n_test=4).x_train.shape
       (8, 16)
-      >>> relujax.data.load("cifar10")
-      Traceback (most recent call last):
-      ...
-      ValueError: unknown dataset 'cifar10'; accepted: ['teacher_student', ...].
     """
-    if name not in _LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; accepted: {list(NAMES)}.")
-    import inspect
-
-    accepted = list(inspect.signature(_LOADERS[name]).parameters)
-    unknown = sorted(set(kwargs) - set(accepted))
-    if unknown:
-        raise ValueError(f"dataset {name!r} got unknown arguments {unknown}; accepted: {accepted}.")
-    return _LOADERS[name](**kwargs)
+    return get(name, **kwargs)

@@ -35,11 +35,16 @@ import numpy as np
 import optax
 from jax.typing import ArrayLike
 
+from relujax import _validation
+from relujax._registry import Registry
+
 __all__ = [
     "NAMES",
     "Schedule",
     "ScheduleBatch",
+    "get",
     "make",
+    "names",
     "stack",
 ]
 
@@ -216,7 +221,7 @@ def _inverse_sqrt(s, n, total):
     return optax.join_schedules([_warmup(n["init_ratio"], warm), decay], [warm])
 
 
-_FAMILIES: dict[str, _Family] = {
+_FAMILIES_BY_NAME: dict[str, _Family] = {
     "constant": _Family(_constant, {}, {}, "u(t) = 1"),
     "warmup_constant": _Family(
         _warmup_constant,
@@ -286,8 +291,69 @@ _FAMILIES: dict[str, _Family] = {
     ),
 }
 
+_FAMILIES: Registry[_Family] = Registry("schedule", _FAMILIES_BY_NAME)
+
 #: Names of the schedule families, accepted by :class:`Schedule`, :func:`make` and the sweep.
-NAMES: tuple[str, ...] = tuple(_FAMILIES)
+NAMES: tuple[str, ...] = _FAMILIES.canonical()
+
+# The domain of every numeric parameter: (minimum, whether the minimum is excluded). All must
+# be finite; outside these a schedule would give NaN, infinite or negative learning rates.
+_DOMAINS: dict[str, tuple[float, bool]] = {
+    "init_ratio": (0.0, False),
+    "end_ratio": (0.0, False),
+    "decay_rate": (0.0, True),
+    "exponent": (0.0, True),
+    "power": (0.0, True),
+    "decay_factor": (0.0, False),
+    "div_factor": (0.0, True),
+    "final_div_factor": (0.0, True),
+    "cycle_decay": (0.0, False),
+}
+
+
+def _check_numeric(name: str, key: str, value: Any) -> None:
+    minimum, strict = _DOMAINS[key]
+    _validation.number_array(f"schedule {name!r}: {key}", value, minimum=minimum, strict=strict)
+
+
+def names() -> tuple[str, ...]:
+    """The schedule family names :func:`get` accepts, sorted.
+
+    Returns:
+      A sorted tuple of names.
+
+    Examples:
+      >>> import relujax
+      >>> relujax.schedules.names()[:3]
+      ('constant', 'cosine_decay', 'cosine_onecycle')
+    """
+    return _FAMILIES.names()
+
+
+def get(name: str, /, **params: Any) -> Schedule:
+    """The schedule family ``name`` with ``params``: the same as ``Schedule(name, **params)``.
+
+    Names are normalized as everywhere in relujax (``" Warmup-Cosine "`` is
+    ``"warmup_cosine"``).
+
+    Args:
+      name: one of :func:`names`.
+      **params: family parameters (see :class:`Schedule`).
+
+    Returns:
+      A :class:`Schedule`.
+
+    Raises:
+      TypeError: ``name`` is not a string, or a parameter has the wrong type.
+      ValueError: unknown name (the closest names are suggested), unknown parameter, or a
+        value outside the parameter's domain.
+
+    Examples:
+      >>> import relujax
+      >>> relujax.schedules.get("Warmup-Cosine", warmup_fraction=0.2)
+      Schedule('warmup_cosine', warmup_fraction=0.2)
+    """
+    return Schedule(name, **params)
 
 
 def _accepted(family: _Family) -> list[str]:
@@ -363,8 +429,7 @@ class Schedule:
     params: tuple[tuple[str, Any], ...]
 
     def __init__(self, name: str, /, **params: Any) -> None:
-        if not isinstance(name, str) or name not in _FAMILIES:
-            raise ValueError(f"Unknown schedule name {name!r}; accepted names: {list(NAMES)}.")
+        name = _FAMILIES.resolve(name)
         family = _FAMILIES[name]
         accepted = _accepted(family)
         for key, value in params.items():
@@ -375,12 +440,15 @@ class Schedule:
             base = key.removesuffix("_steps").removesuffix("_fractions").removesuffix("_fraction")
             if base in family.static or key in family.static:
                 _check_static(name, key, value)
-            elif key in family.numeric and not isinstance(value, (jax.Array, np.ndarray)):
-                if not _is_concrete_number(value):
+            elif key in family.numeric:
+                if not isinstance(value, (jax.Array, np.ndarray)) and not _is_concrete_number(
+                    value
+                ):
                     raise TypeError(
                         f"schedule {name!r}: {key} must be a number or an array, "
                         f"got {type(value).__name__}."
                     )
+                _check_numeric(name, key, value)
         for key in _STEP_PARAMS + _STEP_TUPLES:
             if f"{key}_steps" in params and (
                 f"{key}_fraction" in params or f"{key}_fractions" in params
@@ -471,6 +539,7 @@ class Schedule:
           Array([0.70710677, 1.4142135 ], dtype=float32)
         """
         static, numeric = self._static(total_steps), self.numeric()
+        _validation.number_array("peak_value", peak_value, minimum=0.0)
         peak = jnp.asarray(peak_value, dtype=_float_dtype(peak_value))
 
         def schedule(count):
@@ -556,12 +625,11 @@ def _finish_static(name: str, s: dict[str, Any], total: int) -> None:
             )
     if name == "sgdr":
         cycles, mult, warm = s.pop("cycles"), s.pop("cycle_mult"), s.pop("warmup_fraction")
-        if not isinstance(cycles, int) or isinstance(cycles, bool) or not 1 <= cycles <= total:
-            raise ValueError(f"schedule {name!r}: cycles must be an int in [1, {total}].")
-        if not (_is_concrete_number(mult) and mult >= 1.0):
-            raise ValueError(f"schedule {name!r}: cycle_mult must be a number >= 1.")
-        if not (_is_concrete_number(warm) and 0.0 <= warm < 1.0):
-            raise ValueError(f"schedule {name!r}: warmup_fraction must be in [0, 1).")
+        cycles = _validation.integer(f"schedule {name!r}: cycles", cycles, minimum=1, maximum=total)
+        mult = _validation.real(f"schedule {name!r}: cycle_mult", mult, minimum=1.0)
+        warm = _validation.real(f"schedule {name!r}: warmup_fraction", warm, minimum=0.0)
+        if warm >= 1.0:
+            raise ValueError(f"schedule {name!r}: warmup_fraction must be in [0, 1), got {warm}.")
         weights = [mult**i for i in range(cycles)]
         ends = [round(total * sum(weights[: i + 1]) / sum(weights)) for i in range(cycles)]
         lengths = [b - a for a, b in zip([0, *ends[:-1]], ends, strict=True)]
@@ -683,6 +751,7 @@ def stack(
     schedules = tuple(schedules)
     if not schedules:
         raise ValueError("stack() needs at least one schedule.")
+    _validation.number_array("stack: peak_values", peak_values, minimum=0.0)
     for s in schedules:
         if not isinstance(s, Schedule):
             raise TypeError(f"stack() takes relujax.schedules.Schedule values, got {s!r}.")

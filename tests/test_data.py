@@ -226,9 +226,62 @@ def test_dataset_is_a_pytree_usable_under_jit_vmap_and_grad():
         (lambda: data.gaussian_mixture(mean_shift=float("nan")), "mean_shift"),
         (lambda: data.digits(test_fraction=1.0), "test_fraction"),
         (lambda: data.mnist1d(train_split=0.0), "train_split"),
-        (lambda: data.mnist1d(num_samples=2.5), "num_samples"),
+        (lambda: data.teacher_student(seed=2**32), "seed"),
+        (lambda: data.gaussian_mixture(seed=-1), "seed"),
+        (lambda: data.digits(seed=2**32), "seed"),
+        (lambda: data.mnist1d(seed=2**40), "seed"),
     ],
 )
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: data.mnist1d(num_samples=2.5), "num_samples"),
+        (lambda: data.teacher_student(seed=1.0), "seed"),
+        (lambda: data.gaussian_mixture(dim=True), "dim"),
+        (lambda: data.gaussian_mixture(separation="3"), "separation"),
+        (lambda: data.get(3), "data set"),
+    ],
+)
+def test_wrong_type_is_a_type_error(call, match):
+    with pytest.raises(TypeError, match=match):
+        call()
+
+
+def test_largest_seed_is_accepted_and_distinct():
+    """Seeds are [0, 2**32): the last one works and is not seed 0 (no silent wrap-around)."""
+    a = data.gaussian_mixture(n_train=8, n_test=4, seed=2**32 - 1)
+    b = data.gaussian_mixture(n_train=8, n_test=4, seed=0)
+    assert not np.array_equal(a.x_train, b.x_train)
+
+
+def test_registry_convention():
+    assert data.names() == tuple(sorted(data.NAMES))
+    a = data.get(" Gaussian-Mixture ", n_train=8, n_test=4)
+    b = data.load("gaussian_mixture", n_train=8, n_test=4)
+    chex.assert_trees_all_equal(tuple(a), tuple(b))
+    with pytest.raises(ValueError, match="did you mean 'digits'"):
+        data.get("digit")
+
+
+@pytest.mark.parametrize(
+    ("call", "module"),
+    [
+        (lambda: data.digits(), "sklearn"),
+        (lambda: data.mnist1d(num_samples=100, cache_dir="/nonexistent/relujax"), "mnist1d"),
+    ],
+)
+def test_missing_optional_package_names_the_extra(call, module, monkeypatch):
+    """Without the optional package the error says which extra to install."""
+    import sys
+
+    for name in list(sys.modules):
+        if name == module or name.startswith(module + "."):
+            monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(ModuleNotFoundError, match=r'pip install "relujax\[experiments\]"'):
         call()

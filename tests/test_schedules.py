@@ -272,7 +272,7 @@ def test_sgdr_cycle_lengths():
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
-        (lambda: schedules.Schedule("cosine"), ValueError, "accepted names"),
+        (lambda: schedules.Schedule("cosine"), ValueError, "did you mean .cosine_decay"),
         (lambda: schedules.Schedule("cosine_decay", alpha=0.1), ValueError, "end_ratio"),
         (
             lambda: schedules.Schedule("warmup_cosine", warmup_steps=jnp.array(3)),
@@ -357,3 +357,85 @@ def test_optimizer_with_schedule_of_traced_peak_matches_plain_adam():
     injected = run(jax.jit(injected_opt.update), injected_opt.init(params))
     assert not np.array_equal(injected["w"], plain["w"])  # the pitfall is real
     chex.assert_trees_all_close(injected, plain, rtol=1e-4)
+
+
+# --- issue 11: parameters outside their domain fail instead of giving NaN or negative rates ---
+
+BAD_DOMAIN = [
+    ("exponential_decay", "decay_rate", float("nan")),
+    ("exponential_decay", "decay_rate", -0.5),
+    ("exponential_decay", "decay_rate", 0.0),
+    ("exponential_decay", "end_ratio", -0.1),
+    ("warmup_exponential", "decay_rate", float("inf")),
+    ("warmup_constant", "init_ratio", -1.0),
+    ("warmup_cosine", "init_ratio", float("nan")),
+    ("cosine_decay", "exponent", -1.0),
+    ("cosine_decay", "exponent", 0.0),
+    ("cosine_decay", "end_ratio", jnp.array([0.1, -0.1])),  # concrete arrays are checked too
+    ("polynomial", "power", -2.0),
+    ("piecewise_constant", "decay_factor", -0.1),
+    ("linear_onecycle", "div_factor", 0.0),
+    ("cosine_onecycle", "final_div_factor", -1e4),
+    ("sgdr", "cycle_decay", -0.5),
+    ("sgdr", "end_ratio", float("-inf")),
+    ("inverse_sqrt", "init_ratio", np.float32("nan")),
+]
+
+
+@pytest.mark.parametrize(("name", "key", "value"), BAD_DOMAIN)
+def test_numeric_parameter_outside_its_domain_is_an_error(name, key, value):
+    with pytest.raises(ValueError, match=f"schedule '{name}': {key} must be"):
+        schedules.Schedule(name, **{key: value})
+
+
+@pytest.mark.parametrize("peak", [-1e-3, float("nan"), float("inf"), jnp.array([1e-3, -1.0])])
+def test_negative_or_non_finite_peak_is_an_error(peak):
+    with pytest.raises(ValueError, match="peak_value"):
+        schedules.make("constant", total_steps=10, peak_value=peak)
+    with pytest.raises(ValueError, match="peak_values"):
+        schedules.stack([schedules.Schedule("constant")], total_steps=10, peak_values=peak)
+
+
+def test_every_default_learning_rate_is_finite_and_non_negative():
+    """The domain checks admit every default (and boundary) value: no family rejects its own."""
+    for name in schedules.names():
+        lr = schedules.make(name, total_steps=T, peak_value=PEAK)(STEPS)
+        assert np.isfinite(lr).all() and (lr >= 0).all(), name
+    # Boundary values that stay legal: zero ratios and factors, rates above one.
+    legal = schedules.make("exponential_decay", total_steps=T, decay_rate=2.0, end_ratio=0.0)
+    assert np.isfinite(legal(STEPS)).all()
+    zero = schedules.make("piecewise_constant", total_steps=T, decay_factor=0.0)
+    assert float(zero(T)) == 0.0
+
+
+def test_traced_parameters_are_not_checked_and_still_trace():
+    f = jax.jit(lambda r: schedules.make("exponential_decay", total_steps=T, decay_rate=r)(T))
+    chex.assert_trees_all_close(f(0.5), 0.5, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        (dict(cycles=2, cycle_mult=float("inf")), ValueError, "cycle_mult"),
+        (dict(cycles=True), TypeError, "cycles"),
+        (dict(cycles=2, warmup_fraction=float("nan")), ValueError, "warmup_fraction"),
+    ],
+)
+def test_bad_step_parameters(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        schedules.make("sgdr", total_steps=T, **kwargs)
+
+
+# --- the registry convention: get(name, **params), names(), normalized names ---
+
+
+def test_registry_convention():
+    assert schedules.names() == tuple(sorted(schedules.NAMES))
+    s = schedules.get(" Warmup-Cosine ", warmup_fraction=0.25)
+    assert s == schedules.Schedule("warmup_cosine", warmup_fraction=0.25)
+    assert s.name == "warmup_cosine"
+    assert schedules.Schedule("Cosine Decay") == schedules.Schedule("cosine_decay")
+    with pytest.raises(ValueError, match="did you mean 'cosine_decay'"):
+        schedules.get("cosine_decy")
+    with pytest.raises(TypeError, match="schedule"):
+        schedules.get(3)

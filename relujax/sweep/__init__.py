@@ -24,6 +24,8 @@ reads the sharded checkpoints from all processes (use a shared file system or bu
 process pool is involved: JAX's multi-controller runtime is the only parallel machinery.
 """
 
+from relujax.sweep import optimizers as optimizers
+from relujax.sweep._lock import DirectoryLock as DirectoryLock
 from relujax.sweep._reference import run_reference as run_reference
 from relujax.sweep._result import SweepResult as SweepResult
 from relujax.sweep._result import versions as versions
@@ -47,6 +49,7 @@ __all__ = [
     "CNNSpec",
     "ChunkInfo",
     "Config",
+    "DirectoryLock",
     "Grid",
     "MLPSpec",
     "OptimizerSpec",
@@ -54,6 +57,7 @@ __all__ = [
     "choose_strategy",
     "config_keys",
     "loss_fn",
+    "optimizers",
     "run",
     "run_reference",
     "sample_batch",

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import os
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,6 +51,11 @@ def versions() -> dict[str, str]:
     }
 
 
+#: Strict JSON has no NaN or infinities: NaN is written as null, +-inf as these strings
+#: (the spellings of JavaScript and of Python's non-strict ``json``).
+_INF = {"Infinity": math.inf, "-Infinity": -math.inf}
+
+
 def _jsonable(x: Any) -> Any:
     if isinstance(x, np.ndarray):
         return _jsonable(x.tolist())
@@ -57,11 +63,57 @@ def _jsonable(x: Any) -> Any:
         return [_jsonable(v) for v in x]
     if isinstance(x, dict):
         return {k: _jsonable(v) for k, v in x.items()}
-    if isinstance(x, float) and not math.isfinite(x):
-        return None  # strict JSON has no NaN / inf
-    if isinstance(x, (np.floating, np.integer)):
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
         return _jsonable(x.item())
+    if isinstance(x, float) and not math.isfinite(x):
+        if math.isnan(x):
+            return None
+        return "Infinity" if x > 0 else "-Infinity"
     return x
+
+
+def _from_json(x: Any) -> Any:
+    """Inverse of :func:`_jsonable` outside the metric arrays: the infinities come back."""
+    if isinstance(x, list):
+        return [_from_json(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _from_json(v) for k, v in x.items()}
+    if isinstance(x, str) and x in _INF:
+        return _INF[x]
+    return x
+
+
+def _numbers(v: Any) -> Any:
+    """A metric series read back: null is NaN, the infinity strings are +-inf."""
+    if v is None:
+        return math.nan
+    if isinstance(v, list):
+        return [_numbers(x) for x in v]
+    if isinstance(v, str):
+        return _INF[v]
+    return v
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a unique temporary file in the same directory.
+
+    The temporary file is flushed to disk and renamed over ``path`` (``os.replace``, atomic
+    on POSIX and Windows): a reader sees the old or the new file, never a partial one, and
+    two writers never share a temporary name.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def _config_from_dict(d: dict[str, Any]) -> Config:
@@ -129,7 +181,11 @@ class SweepResult:
         return self.metrics[name][:, -1]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict (NaN becomes None), one entry per run with its full config.
+        """A strict-JSON dict, one entry per run with its full config.
+
+        NaN becomes None (null) and +-inf the strings ``"Infinity"`` and
+        ``"-Infinity"``; :meth:`from_dict` reads all three back into the metric arrays
+        (outside them, in ``meta``, None stays None and the strings become infinities).
 
         Each run holds its ``config`` (schedule with parameters, peak LR, activation, init,
         seed), ``diverged_step``, ``layer_sites`` and its metric series; ``meta`` holds the
@@ -148,11 +204,14 @@ class SweepResult:
         return {"steps": _jsonable(self.steps), "meta": _jsonable(self.meta), "runs": runs}
 
     def to_json(self, path: str | os.PathLike | None = None, **kwargs: Any) -> str:
-        """``json.dumps(self.to_dict())``, also written to ``path`` if given."""
-        text = json.dumps(self.to_dict(), **kwargs)
+        """``json.dumps(self.to_dict(), allow_nan=False)``, also written to ``path`` if given.
+
+        The file is written atomically (a unique temporary file in the same directory, then
+        ``os.replace``): a crash or a concurrent writer never leaves a partial file.
+        """
+        text = json.dumps(self.to_dict(), allow_nan=False, **kwargs)
         if path is not None:
-            with open(path, "w") as f:
-                f.write(text)
+            write_text_atomically(path, text)
         return text
 
     @classmethod
@@ -162,7 +221,7 @@ class SweepResult:
         names = list(runs[0]["metrics"]) if runs else []
 
         metrics = {
-            n: np.stack([np.asarray(_none_to_nan(r["metrics"][n]), np.float32) for r in runs])
+            n: np.stack([np.asarray(_numbers(r["metrics"][n]), np.float32) for r in runs])
             for n in names
         }
         return cls(
@@ -171,7 +230,7 @@ class SweepResult:
             metrics=metrics,
             diverged_step=np.asarray([r["diverged_step"] for r in runs], np.int64),
             layer_sites=tuple(tuple(r["layer_sites"]) for r in runs),
-            meta=d["meta"],
+            meta=_from_json(d["meta"]),
         )
 
     @classmethod
@@ -215,11 +274,3 @@ class SweepResult:
                 row.update(vers)
                 out.append(row)
         return out
-
-
-def _none_to_nan(v: Any) -> Any:
-    if v is None:
-        return math.nan
-    if isinstance(v, list):
-        return [_none_to_nan(x) for x in v]
-    return v

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import numbers
 import time
@@ -16,10 +17,12 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from relujax import _optional
 from relujax import schedules as _schedules
 from relujax.data import Dataset
 from relujax.sweep import _strategy
 from relujax.sweep._checkpoint import Checkpointer
+from relujax.sweep._host import put, to_host
 from relujax.sweep._result import SweepResult, versions
 from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec, OptimizerSpec, abstract_split
 from relujax.sweep._train import LAYERED, Data, RunState, Trainer, config_keys
@@ -27,6 +30,7 @@ from relujax.sweep._validate import (
     as_configs,
     check_activation,
     check_dataset,
+    check_devices,
     check_init,
     check_int,
 )
@@ -189,30 +193,6 @@ def _site_names(static: _Static, activation: str) -> tuple[str, ...]:
 # host transfer
 
 
-def _to_host(tree: Any) -> Any:
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
-
-        return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
-    return jax.tree.map(np.asarray, jax.device_get(tree))
-
-
-def _put(tree: Any, sharding: NamedSharding) -> Any:
-    """Place host-identical values with ``sharding`` (works across processes)."""
-
-    def one(x):
-        x = np.asarray(x) if not isinstance(x, jax.Array) else x
-        if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-            impl = jax.random.key_impl(x)
-            data = np.asarray(jax.random.key_data(x))
-            arr = jax.make_array_from_callback(data.shape, sharding, lambda i: data[i])
-            return jax.random.wrap_key_data(arr, impl=impl)
-        host = np.asarray(x)
-        return jax.make_array_from_callback(host.shape, sharding, lambda i: host[i])
-
-    return jax.tree.map(one, tree)
-
-
 # --------------------------------------------------------------------------------------------
 # run
 
@@ -350,7 +330,13 @@ def run(
         total_steps=steps,
         peak_values=[c.peak_lr for c in configs],
     )
-    devices = list(jax.devices() if devices is None else devices)
+    devices = check_devices(devices)
+    if progress:
+        _optional.require("tqdm.auto", package="tqdm", purpose="sweep.run(progress=True)")
+    if checkpoint_dir is not None:
+        _optional.require(
+            "orbax.checkpoint", package="orbax-checkpoint", purpose="sweep.run(checkpoint_dir=...)"
+        )
     mesh = Mesh(np.asarray(devices), (AXIS,))
     n_dev = len(devices)
 
@@ -403,6 +389,12 @@ def run(
         "chunk_steps": chunk_steps,
         "probe_size": probe_size,
         "dormant_tau": float(dormant_tau),
+        # Everything else that changes the numbers: how configurations are batched, over how
+        # many devices of which backend, with which library versions.
+        "strategy": {g.activation: g.strategy for g in groups},
+        "map_batch_size": map_batch_size,
+        "devices": n_dev,
+        "versions": {k: v for k, v in versions().items() if k != "device_count"},
     }
     fingerprint = fingerprint_of(settings, dataset)
 
@@ -412,7 +404,7 @@ def run(
     x_train, x_test = (np.asarray(a, np.float32) for a in (dataset.x_train, dataset.x_test))
     y_dtype = np.int32 if classification else np.float32
     y_train, y_test = (np.asarray(a, y_dtype) for a in (dataset.y_train, dataset.y_test))
-    data = _put(
+    data = put(
         Data(
             x_train,
             y_train,
@@ -424,14 +416,14 @@ def run(
         replicated,
     )
     states = tuple(
-        _put(_init_group(static, g, [configs[k] for k in m]), sharded)
+        put(_init_group(static, g, [configs[k] for k in m]), sharded)
         for g, m in zip(groups, padded, strict=True)
     )
     hps = tuple(
-        _put(jax.tree.map(lambda a, m=m: np.asarray(a)[m], batch.params), sharded) for m in padded
+        put(jax.tree.map(lambda a, m=m: np.asarray(a)[m], batch.params), sharded) for m in padded
     )
     keys = tuple(
-        _put(np.stack([np.asarray(config_keys(configs[k].seed)[1]) for k in m]), sharded)
+        put(np.stack([np.asarray(config_keys(configs[k].seed)[1]) for k in m]), sharded)
         for m in padded
     )
     sites = {a: _site_names(static, a) for a in activations}
@@ -457,18 +449,17 @@ def run(
     done = 0
     checkpointer = None
     if checkpoint_dir is not None:
-        checkpointer = Checkpointer(checkpoint_dir, fingerprint)
+        checkpointer = Checkpointer(checkpoint_dir, fingerprint, json.loads(json.dumps(settings)))
         restored = checkpointer.restore(states, metrics)
         if restored is not None:
             states, metrics, done = restored
             for s, m in zip(states, members, strict=True):
-                diverged[m] = _to_host(s.diverged_at)[: len(m)]
+                diverged[m] = to_host(s.diverged_at)[: len(m)]
 
     program = _program(static)
     bar = None
     if progress and jax.process_index() == 0:
-        from tqdm.auto import tqdm
-
+        tqdm = _optional.require("tqdm.auto", package="tqdm", purpose="progress=True").tqdm
         bar = tqdm(total=n_chunks, initial=done, unit="chunk", desc="sweep")
     t_start = time.perf_counter()
     try:
@@ -476,14 +467,14 @@ def run(
             t0 = time.perf_counter()
             start = jnp.int32(c * chunk_steps)
             states, chunk_metrics = program(states, hps, keys, start, data)
-            chunk_metrics = _to_host(chunk_metrics)
+            chunk_metrics = to_host(chunk_metrics)
             for g, m in enumerate(members):
                 cm = chunk_metrics[g]
                 rows = np.arange(per_chunk + 1) + c * per_chunk
                 cols = slice(0 if c == 0 else 1, None)
                 for n in metrics:
                     metrics[n][np.ix_(m, rows[cols])] = cm[n][: len(m), cols]
-                diverged[m] = _to_host(states[g].diverged_at)[: len(m)]
+                diverged[m] = to_host(states[g].diverged_at)[: len(m)]
             seconds = time.perf_counter() - t0
             if checkpointer is not None and ((c + 1) % checkpoint_every == 0 or c + 1 == n_chunks):
                 checkpointer.save(c + 1, states, metrics)
@@ -511,7 +502,7 @@ def run(
         masked[n] = v
     params = [None] * k_total
     for s, m in zip(states, members, strict=True):
-        host = _to_host(s.params)
+        host = to_host(s.params)
         for j, k in enumerate(m):
             params[k] = jax.tree.map(lambda a, j=j: a[j], host)
     meta = {
@@ -523,8 +514,6 @@ def run(
             "task": "classification" if classification else "regression",
             "output_dim": dataset.output_dim,
         },
-        "strategy": {g.activation: g.strategy for g in groups},
-        "devices": n_dev,
         "wall_seconds": wall,
         "versions": versions(),
     }

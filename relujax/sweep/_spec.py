@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import inspect
 import itertools
-import math
 import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -14,9 +13,30 @@ from typing import Any
 import optax
 from flax import nnx
 
+from relujax import _validation
 from relujax import schedules as _schedules
+from relujax._registry import Registry
 
 Schedule = _schedules.Schedule
+
+
+@functools.lru_cache(maxsize=8)
+def _names(kind: str, names: tuple[str, ...]) -> Registry[str]:
+    return Registry(kind, {n: n for n in names})
+
+
+def activation_name(name: object) -> str:
+    """The canonical activation name (``" Leaky-ReLU "`` -> ``"leaky_relu"``), checked."""
+    from relujax.activations import activation_names
+
+    return _names("activation", activation_names()).resolve(name, param="activation")
+
+
+def init_name(name: object, *, param: str = "init") -> str:
+    """The canonical initializer name, checked against ``relujax.init.names()``."""
+    from relujax import init
+
+    return _names("initializer", init.names()).resolve(name, param=param)
 
 
 def _positive_ints(name: str, values: Any, *, allow_empty: bool) -> tuple[int, ...]:
@@ -156,15 +176,19 @@ class CNNSpec:
         return {"kind": "cnn", **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)}}
 
 
-_OPTIMIZERS: dict[str, tuple[Callable[..., optax.GradientTransformation], dict[str, Any]]] = {
-    "sgd": (optax.sgd, {}),
-    "momentum": (optax.sgd, {"momentum": 0.9, "nesterov": False}),
-    "adam": (optax.adam, {"b1": 0.9, "b2": 0.999, "eps": 1e-8}),
-    "adamw": (optax.adamw, {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 1e-4}),
-}
+_OPTIMIZERS: Registry[tuple[Callable[..., optax.GradientTransformation], dict[str, Any]]]
+_OPTIMIZERS = Registry(
+    "optimizer",
+    {
+        "sgd": (optax.sgd, {}),
+        "momentum": (optax.sgd, {"momentum": 0.9, "nesterov": False}),
+        "adam": (optax.adam, {"b1": 0.9, "b2": 0.999, "eps": 1e-8}),
+        "adamw": (optax.adamw, {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 1e-4}),
+    },
+)
 
-#: Optimizer names accepted by :class:`OptimizerSpec`.
-OPTIMIZERS: tuple[str, ...] = tuple(_OPTIMIZERS)
+#: Optimizer names accepted by :class:`OptimizerSpec` (and ``relujax.sweep.optimizers.get``).
+OPTIMIZERS: tuple[str, ...] = _OPTIMIZERS.canonical()
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -199,8 +223,7 @@ class OptimizerSpec:
     hyperparameters: tuple[tuple[str, Any], ...]
 
     def __init__(self, name: str, /, **hyperparameters: Any) -> None:
-        if name not in _OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {name!r}; accepted: {list(OPTIMIZERS)}.")
+        name = _OPTIMIZERS.resolve(name, param="optimizer")
         fn, defaults = _OPTIMIZERS[name]
         accepted = [p for p in inspect.signature(fn).parameters if p != "learning_rate"]
         for key, value in hyperparameters.items():
@@ -210,10 +233,10 @@ class OptimizerSpec:
                 )
             if isinstance(value, bool) or value is None:
                 continue
-            if not isinstance(value, numbers.Real) or not math.isfinite(value):
-                raise TypeError(
-                    f"optimizer {name!r}: {key} must be a finite Python number, got {value!r}."
-                )
+            # Python numbers only: the spec is hashed (it keys compiled programs).
+            number = _validation.real(f"optimizer {name!r}: {key}", value)
+            is_int = isinstance(value, numbers.Integral)
+            hyperparameters[key] = int(value) if is_int else number
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "hyperparameters", tuple({**defaults, **hyperparameters}.items()))
 
@@ -258,7 +281,7 @@ def _schedule(value: Any) -> Schedule:
     if isinstance(value, Schedule):
         return value
     if isinstance(value, str):
-        return Schedule(value)
+        return _schedules.get(value)
     raise TypeError(f"a schedule must be a relujax.schedules.Schedule or a name, got {value!r}.")
 
 
@@ -288,21 +311,11 @@ class Config:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule", _schedule(self.schedule))
-        lr = self.peak_lr
-        if (
-            not isinstance(lr, numbers.Real)
-            or isinstance(lr, bool)
-            or not (lr > 0 and lr < math.inf)
-        ):
-            raise ValueError(f"peak_lr must be a positive finite number, got {lr!r}.")
-        object.__setattr__(self, "peak_lr", float(lr))
-        seed = self.seed
-        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
-        object.__setattr__(self, "seed", int(seed))
-        for field in ("activation", "init"):
-            if not isinstance(getattr(self, field), str):
-                raise TypeError(f"{field} must be a name (str), got {getattr(self, field)!r}.")
+        lr = _validation.real("Config: peak_lr", self.peak_lr, minimum=0.0, strict=True)
+        object.__setattr__(self, "peak_lr", lr)
+        object.__setattr__(self, "seed", _validation.seed("Config: seed", self.seed))
+        object.__setattr__(self, "activation", activation_name(self.activation))
+        object.__setattr__(self, "init", init_name(self.init))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly description."""

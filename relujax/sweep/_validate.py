@@ -4,20 +4,39 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
+from relujax import _validation
 from relujax.data import Dataset
 from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
-    return int(value)
+    return _validation.integer(name, value, minimum=minimum)
+
+
+def check_devices(devices: Any) -> list[jax.Device]:
+    """``devices`` as a non-empty list of distinct ``jax.Device`` (None: all of them)."""
+    if devices is None:
+        return list(jax.devices())
+    if isinstance(devices, (str, bytes, jax.Device)) or not isinstance(devices, Sequence):
+        raise TypeError(
+            f"devices must be a list of jax.Device (e.g. jax.devices()[:2]) or None, got "
+            f"{devices!r}."
+        )
+    out = list(devices)
+    if not out:
+        raise ValueError("devices must not be empty: give at least one jax.Device, or None.")
+    for d in out:
+        if not isinstance(d, jax.Device):
+            raise TypeError(f"devices must hold jax.Device values (jax.devices()), got {d!r}.")
+    if len(set(out)) != len(out):
+        raise ValueError(f"devices lists a device more than once: {out}.")
+    return out
 
 
 def check_activation(name: str) -> None:
@@ -84,6 +103,9 @@ def check_dataset(dataset: Dataset, model: MLPSpec | CNNSpec) -> None:
         )
     if not np.issubdtype(x_tr.dtype, np.floating):
         raise ValueError(f"dataset: inputs must be floating point, got {x_tr.dtype}.")
+    # NaN or inf would train as a "diverged" run: fail now, naming the first bad row.
+    for name, array in (("x_train", x_tr), ("y_train", y_tr), ("x_test", x_te), ("y_test", y_te)):
+        _validation.finite_rows(f"dataset: {name}", array)
     if np.issubdtype(y_tr.dtype, np.integer):
         if y_tr.ndim != 1:
             raise ValueError(f"dataset: class labels must be 1-D, got shape {y_tr.shape}.")

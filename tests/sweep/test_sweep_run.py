@@ -277,8 +277,6 @@ BAD = [
     (dict(configs=sweep.Grid(["constant"], [1e-3], activations=[])), ValueError, "empty"),
     (dict(configs=["constant"]), TypeError, "Config"),
     (dict(optimizer="rmsprop"), ValueError, "unknown optimizer"),
-    (dict(configs=[sweep.Config("constant", 1e-3, activation="relu7")]), ValueError, "relu7"),
-    (dict(configs=[sweep.Config("constant", 1e-3, init="kaiming")]), ValueError, "kaiming"),
     (dict(chunk_steps=15), ValueError, "chunk_steps=15 must divide steps=40"),
     (dict(chunk_steps=20, eval_every=15), ValueError, "eval_every=15 must divide"),
     (dict(steps=0), ValueError, "steps"),
