@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from relujax.activations._descriptor import Activation
 from relujax.activations._site import masked, site, tangent_map
 
 
@@ -22,7 +25,7 @@ def _hard_tanh_jvp(primals, tangents):
     return y, masked((y > -1) & (y < 1), t)
 
 
-@site("hard_tanh")
+@site("hard_tanh", like=jax.nn.hard_tanh)
 def hard_tanh(x: ArrayLike) -> Array:
     r"""Hard tanh.
 
@@ -47,6 +50,12 @@ def hard_tanh(x: ArrayLike) -> Array:
     return _hard_tanh(x)
 
 
+HARD_TANH = Activation(
+    "hard_tanh", hard_tanh, sign_preserving=True, output_range=(-1.0, 1.0), saturating=True,
+    jax_nn="hard_tanh",
+)  # fmt: skip
+
+
 @jax.custom_jvp
 def _hard_sigmoid(x: Array) -> Array:
     u = (x + 3) / 6
@@ -60,7 +69,7 @@ def _hard_sigmoid_jvp(primals, tangents):
     return y, masked((y > 0) & (y < 1), t) / 6
 
 
-@site("hard_sigmoid")
+@site("hard_sigmoid", like=jax.nn.hard_sigmoid)
 def hard_sigmoid(x: ArrayLike) -> Array:
     r"""Hard sigmoid.
 
@@ -83,6 +92,12 @@ def hard_sigmoid(x: ArrayLike) -> Array:
       Array([0.        , 0.16666667, 0.        ], dtype=float32)
     """
     return _hard_sigmoid(x)
+
+
+HARD_SIGMOID = Activation(
+    "hard_sigmoid", hard_sigmoid, nonnegative=True, output_range=(0.0, 1.0), saturating=True,
+    jax_nn="hard_sigmoid",
+)  # fmt: skip
 
 
 def _hard_swish_slope(x: Array) -> Array:
@@ -108,7 +123,7 @@ def _hard_swish_jvp(primals, tangents):
     return _hard_swish(x), _hard_swish_tangent(x, t)
 
 
-@site("hard_swish")
+@site("hard_swish", like=jax.nn.hard_swish)
 def hard_swish(x: ArrayLike) -> Array:
     r"""Hard swish (Howard et al., 2019), also called hard SiLU; alias :func:`hard_silu`.
 
@@ -135,3 +150,10 @@ def hard_swish(x: ArrayLike) -> Array:
 
 
 hard_silu = hard_swish
+
+HARD_SWISH = Activation(
+    "hard_swish", hard_swish, aliases=("hard_silu",), sign_preserving=True,
+    output_range=(-0.375, math.inf), saturating=True, jax_nn="hard_swish",
+)  # fmt: skip
+
+DESCRIPTORS = (HARD_TANH, HARD_SIGMOID, HARD_SWISH)

@@ -1,11 +1,13 @@
 """Leaky ReLU and its learned (PReLU) and randomized (RReLU) variants.
 
-All three share one core, ``x if x > 0 else a * x`` with slope ``a >= 0``; its derivative in x
-is read off the sign of the output, so the backward pass keeps a mask, not ``x``.
+All three share one core, ``x if x > 0 else a * x``. Its derivative in x is 1 for x > 0 and a
+for x <= 0, for slopes of any sign. With slopes known to be >= 0 the branch is read off the
+sign of the output (kept anyway by the next layer); otherwise off a boolean mask of x.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -13,12 +15,20 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from relujax.activations import _checks
-from relujax.activations._site import as_float, broadcast, is_zero, site, tangent_map
+from relujax import _validation
+from relujax.activations._descriptor import Activation, Param
+from relujax.activations._site import (
+    broadcast,
+    conform,
+    nonnegative,
+    site,
+    tangent_map,
+    tangent_sum,
+)
 
 
-@jax.custom_jvp
-def _leaky(x: Array, slope: Array) -> Array:
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _leaky(x: Array, slope: Array, nonneg: bool) -> Array:
     shape = jnp.broadcast_shapes(x.shape, slope.shape)
     x = broadcast(x, shape)
     return jnp.where(x > 0, x, broadcast(slope, shape) * x)
@@ -30,27 +40,30 @@ def _leaky_tangent(pos: Array, slope: Array, t: Array) -> Array:
     return jnp.where(pos, t, broadcast(slope, pos.shape).astype(t.dtype) * t)
 
 
-def _leaky_jvp(primals, tangents):
+def _leaky_jvp(nonneg, primals, tangents):
     (x, slope), (tx, ts) = primals, tangents
-    y = _leaky(x, slope)
-    out = jnp.zeros_like(y)
-    if not is_zero(tx):
-        # slope >= 0, so y > 0 exactly where x > 0; at x = 0 the slope is used.
-        out = _leaky_tangent(y > 0, slope, tx)
-    if not is_zero(ts):
-        xb = broadcast(x, y.shape)
-        neg = jnp.where(xb > 0, jnp.zeros((), xb.dtype), xb)
-        out = out + neg * broadcast(ts, y.shape)
-    return y, out
+    y = _leaky(x, slope, nonneg)
+    # x > 0 is the branch; with a slope known to be >= 0 it is also y > 0, which costs
+    # nothing to keep (the next layer keeps y). With a negative or traced slope, y > 0 also
+    # holds for x < 0, so the mask is taken from x (a boolean array, a quarter of x).
+    pos = (y > 0) if nonneg else broadcast(x > 0, y.shape)
+    xb = broadcast(x, y.shape)
+    return y, tangent_sum(
+        y,
+        (tx, lambda t: _leaky_tangent(pos, slope, t)),
+        (ts, lambda t: jnp.where(xb > 0, jnp.zeros((), xb.dtype), xb) * broadcast(t, y.shape)),
+    )
 
 
 _leaky.defjvp(_leaky_jvp, symbolic_zeros=True)
 
+_SLOPE_DOC = "the slope for x <= 0 (negative values allowed; the derivative is right for any)"
+_NEGATIVE_SLOPE = Param("negative_slope", "alpha, " + _SLOPE_DOC, differentiable=True)
 
-@site("leaky_relu")
-def _leaky_relu(x, negative_slope):
-    x = jnp.asarray(x)
-    return _leaky(x, jnp.asarray(negative_slope, jnp.result_type(x, negative_slope)))
+
+@site("leaky_relu", like=lambda x, s, nonneg: jax.nn.leaky_relu(x, s), static_argnames=("nonneg",))
+def _leaky_relu(x, negative_slope, nonneg):
+    return _leaky(x, conform(negative_slope, x), nonneg)
 
 
 def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 0.01) -> Array:
@@ -58,18 +71,20 @@ def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 0.01) -> Array:
 
     .. math:: \mathrm{leaky\_relu}(x) = x \text{ if } x > 0 \text{ else } \alpha x
 
-    Derivative: 1 for x > 0 and alpha for x <= 0, including x = 0 (PyTorch's convention and
-    the seeds'; jax.nn.leaky_relu gives 1 at 0). Differentiable in ``negative_slope``
-    (derivative min(x, 0)). Outputs are negative for x < 0.
+    Derivative: 1 for x > 0 and alpha for x <= 0, including x = 0 (PyTorch's convention;
+    jax.nn.leaky_relu gives 1 at 0), for every alpha, negative ones included.
+    Differentiable in ``negative_slope`` (derivative min(x, 0)). Outputs are negative for
+    x < 0 when alpha > 0. With alpha known to be >= 0 when tracing (a Python number, the
+    default) the backward pass reads the derivative off the output and keeps nothing extra;
+    otherwise it keeps a boolean mask of x > 0.
 
     Args:
       x: input array.
-      negative_slope: alpha, the slope for x <= 0; finite and >= 0 (the derivative in x is
-        read off the sign of the output, which needs alpha >= 0; a traced value is not
-        checked).
+      negative_slope: alpha, the slope for x <= 0: a finite number or an array
+        broadcastable to ``x``.
 
     Returns:
-      An array of ``x``'s shape and dtype.
+      An array of the broadcast shape of ``x`` and ``negative_slope``, of jax.nn's dtype.
 
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
@@ -77,15 +92,24 @@ def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 0.01) -> Array:
       Array([-0.01,  0.  ,  2.  ], dtype=float32)
       >>> jax.grad(relujax.leaky_relu)(0.0)
       Array(0.01, dtype=float32, weak_type=True)
+      >>> jax.grad(relujax.leaky_relu)(-2.0, -0.5)
+      Array(-0.5, dtype=float32, weak_type=True)
     """
-    _checks.check("leaky_relu", "negative_slope", negative_slope, low=0.0)
-    return _leaky_relu(x, negative_slope)
+    _NEGATIVE_SLOPE.check("leaky_relu", negative_slope, x)
+    return _leaky_relu(x, negative_slope, nonneg=nonnegative(negative_slope))
 
 
-@site("prelu")
-def _prelu(x, slope):
-    x = jnp.asarray(x)
-    return _leaky(x, jnp.asarray(slope, jnp.result_type(x, slope)))
+LEAKY_RELU = Activation(
+    "leaky_relu", leaky_relu, params=(_NEGATIVE_SLOPE,), sign_preserving=True,
+    jax_nn="leaky_relu",
+)  # fmt: skip
+
+_SLOPE = Param("slope", "a, " + _SLOPE_DOC, differentiable=True)
+
+
+@site("prelu", like=lambda x, s, nonneg: jax.nn.leaky_relu(x, s), static_argnames=("nonneg",))
+def _prelu(x, slope, nonneg):
+    return _leaky(x, conform(slope, x), nonneg)
 
 
 def prelu(x: ArrayLike, slope: ArrayLike) -> Array:
@@ -95,11 +119,13 @@ def prelu(x: ArrayLike, slope: ArrayLike) -> Array:
 
     ``slope`` broadcasts against ``x`` with NumPy rules (e.g. shape ``(features,)`` for a
     slope per channel) and is differentiable: d/da = min(x, 0). Derivative in x: 1 for x > 0
-    and a for x <= 0, including x = 0 (PyTorch's convention). Outputs are negative for x < 0.
+    and a for x <= 0, including x = 0 (PyTorch's convention), for every a: learned slopes do
+    become negative. A traced slope (a model's parameter under ``jit``/``grad``) has an
+    unknown sign, so the backward pass keeps a boolean mask of x > 0.
 
     Args:
       x: input array.
-      slope: a, the slope for x <= 0; an array broadcastable to ``x`` with entries >= 0.
+      slope: a, the slope for x <= 0; finite entries, any sign, broadcastable to ``x``.
 
     Returns:
       An array of the broadcast shape of ``x`` and ``slope``.
@@ -111,9 +137,14 @@ def prelu(x: ArrayLike, slope: ArrayLike) -> Array:
              [-0.5 ,  0.  ]], dtype=float32)
       >>> jax.grad(relujax.prelu, argnums=1)(-2.0, 0.25)
       Array(-2., dtype=float32, weak_type=True)
+      >>> jax.grad(relujax.prelu)(-2.0, jnp.array(-0.5))
+      Array(-0.5, dtype=float32, weak_type=True)
     """
-    _checks.check("prelu", "slope", slope, low=0.0)
-    return _prelu(x, slope)
+    _SLOPE.check("prelu", slope, x)
+    return _prelu(x, slope, nonneg=nonnegative(slope))
+
+
+PRELU = Activation("prelu", prelu, params=(_SLOPE,), needs_module=True)
 
 
 def _mix(h: Array) -> Array:
@@ -140,8 +171,8 @@ def _slopes(seed: Array, shape: tuple[int, ...], dtype, lower: Array, upper: Arr
     return (lo + (hi - lo) * u).astype(dtype)
 
 
-@jax.custom_jvp
-def _rrelu_core(x: Array, seed: Array, lower: Array, upper: Array) -> Array:
+@functools.partial(jax.custom_jvp, nondiff_argnums=(4,))
+def _rrelu_core(x: Array, seed: Array, lower: Array, upper: Array, nonneg: bool) -> Array:
     slope = _slopes(seed, x.shape, x.dtype, lower, upper)
     return jnp.where(x > 0, x, slope * x)
 
@@ -153,21 +184,29 @@ def _rrelu_tangent(pos: Array, seed: Array, lower: Array, upper: Array, t: Array
 
 
 @_rrelu_core.defjvp
-def _rrelu_jvp(primals, tangents):
+def _rrelu_jvp(nonneg, primals, tangents):
     x, seed, lower, upper = primals
-    y = _rrelu_core(x, seed, lower, upper)
-    return y, _rrelu_tangent(y > 0, seed, lower, upper, tangents[0])
+    y = _rrelu_core(x, seed, lower, upper, nonneg)
+    pos = (y > 0) if nonneg else (x > 0)  # as in _leaky_jvp
+    return y, _rrelu_tangent(pos, seed, lower, upper, tangents[0])
 
 
-@site("rrelu")
-def _rrelu(x, key, lower, upper):
-    x = as_float(x)
-    lower = jnp.asarray(lower, x.dtype)
-    upper = jnp.asarray(upper, x.dtype)
+def _rrelu_like(x, key, lower, upper, nonneg):
+    return jax.nn.leaky_relu(jnp.asarray(x) * 1.0, lower)
+
+
+@site("rrelu", like=_rrelu_like, static_argnames=("nonneg",))
+def _rrelu(x, key, lower, upper, nonneg):
+    lower = conform(lower, x)
+    upper = conform(upper, x)
     if key is None:
-        return _leaky(x, lax.stop_gradient((lower + upper) / 2))
+        return _leaky(x, lax.stop_gradient((lower + upper) / 2), nonneg)
     seed = jax.random.bits(key, (2,), jnp.uint32)
-    return _rrelu_core(x, seed, lax.stop_gradient(lower), lax.stop_gradient(upper))
+    return _rrelu_core(x, seed, lax.stop_gradient(lower), lax.stop_gradient(upper), nonneg)
+
+
+_LOWER = Param("lower", "smallest slope (any sign)", scalar=True)
+_UPPER = Param("upper", "largest slope, >= lower", scalar=True)
 
 
 def rrelu(
@@ -182,8 +221,8 @@ def rrelu(
 
     With a ``key`` (training), ``a`` is drawn per element from U(lower, upper); the same key
     gives the same slopes. Without one (evaluation), ``a = (lower + upper) / 2``, a constant.
-    Derivative in x: 1 for x > 0 and a for x <= 0, including x = 0. The slopes are not
-    differentiated. Outputs are negative for x < 0.
+    Derivative in x: 1 for x > 0 and a for x <= 0, including x = 0, for bounds of any sign.
+    The slopes are not differentiated. Outputs are negative for x < 0 when the bounds are > 0.
 
     The draw is a counter-based hash of the element index (23 random mantissa bits), seeded by
     two words of ``jax.random.bits(key)``. Being a few fused integer ops, it is recomputed in
@@ -194,8 +233,8 @@ def rrelu(
       x: input array.
       key: a ``jax.random`` key (typed or legacy ``uint32``), or ``None`` for the evaluation
         form.
-      lower: smallest slope, finite and >= 0.
-      upper: largest slope, finite and >= ``lower``.
+      lower: smallest slope, a finite scalar.
+      upper: largest slope, a finite scalar >= ``lower``.
 
     Returns:
       An array of ``x``'s shape and (floating) dtype.
@@ -208,7 +247,15 @@ def rrelu(
       >>> bool((-y >= 1 / 8).all() and (-y <= 1 / 3).all())
       True
     """
-    _checks.check("rrelu", "lower", lower, low=0.0)
-    _checks.check("rrelu", "upper", upper, low=0.0)
-    _checks.check_order("rrelu", "lower", lower, "upper", upper)
-    return _rrelu(x, key, lower, upper)
+    _LOWER.check("rrelu", lower)
+    _UPPER.check("rrelu", upper)
+    _validation.order("rrelu: lower", lower, "upper", upper)
+    if key is not None:
+        key = _validation.key("rrelu: key", key)
+    nonneg = nonnegative(lower) and nonnegative(upper)
+    return _rrelu(x, key, lower, upper, nonneg=nonneg)
+
+
+RRELU = Activation("rrelu", rrelu, params=(_LOWER, _UPPER), sign_preserving=True, needs_module=True)
+
+DESCRIPTORS = (LEAKY_RELU, PRELU, RRELU)

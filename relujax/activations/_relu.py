@@ -1,8 +1,9 @@
-"""ReLU and its piecewise-linear relatives whose derivative is read off the output.
+"""ReLU and its piecewise-linear relatives, most with a derivative read off the output.
 
-Each derivative rule reads the primal output ``y`` (which the next layer keeps for its own
-backward pass) instead of the input ``x``: the backward pass keeps a boolean mask at most, and
-after XLA's fusion usually nothing at all.
+The derivative rules of relu, relu6, capped_relu and shifted_relu read the primal output ``y``
+(which the next layer keeps for its own backward pass) instead of the input ``x``: the backward
+pass keeps a boolean mask at most, and after XLA's fusion usually nothing at all. threshold
+reads a mask of ``x`` and squared_relu reads ``x`` itself (2 sqrt(y) overflows with y).
 
 Inside the derivative rules the primal values are written as a ``select`` between two
 branches (``max(x, 0)`` where ``x <= 0``, else ``x``) rather than a bare ``max(x, 0)``: XLA
@@ -17,13 +18,16 @@ CNN's forward pass on CPU took 1.6x as long as with ``jax.nn.relu``.
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from relujax.activations import _checks
-from relujax.activations._site import broadcast, is_zero, masked, site, tangent_map
+from relujax import _validation
+from relujax.activations._descriptor import Activation, Param
+from relujax.activations._site import broadcast, conform, masked, site, tangent_map, tangent_sum
 
 # --- relu -------------------------------------------------------------------------------------
 
@@ -44,7 +48,7 @@ def _relu_jvp(primals, tangents):
     return y, masked(y > 0, t)
 
 
-@site("relu")
+@site("relu", like=jax.nn.relu)
 def relu(x: ArrayLike) -> Array:
     r"""Rectified linear unit.
 
@@ -70,6 +74,12 @@ def relu(x: ArrayLike) -> Array:
     return _relu(x)
 
 
+RELU = Activation(
+    "relu", relu, nonnegative=True, sign_preserving=True, output_range=(0.0, math.inf),
+    saturating=True, jax_nn="relu",
+)  # fmt: skip
+
+
 # --- capped relu / relu6 ----------------------------------------------------------------------
 
 
@@ -85,7 +95,7 @@ def _capped_jvp(primals, tangents):
     return y, masked((y > 0) & (y < cap), t)
 
 
-@site("relu6")
+@site("relu6", like=jax.nn.relu6)
 def relu6(x: ArrayLike) -> Array:
     r"""ReLU capped at 6.
 
@@ -110,9 +120,18 @@ def relu6(x: ArrayLike) -> Array:
     return _capped(x, 6)
 
 
-@site("capped_relu")
+RELU6 = Activation(
+    "relu6", relu6, nonnegative=True, sign_preserving=True, output_range=(0.0, 6.0),
+    saturating=True, jax_nn="relu6",
+)  # fmt: skip
+
+
+@site("capped_relu", like=lambda x, cap: jnp.minimum(jnp.maximum(x, 0), cap))
 def _capped_relu(x, cap):
-    return _capped(x, jnp.asarray(cap, jnp.result_type(x)))
+    return _capped(x, conform(cap, x))
+
+
+_CAP = Param("cap", "the upper bound c", minimum=0.0, strict=True, scalar=True)
 
 
 def capped_relu(x: ArrayLike, cap: ArrayLike = 6.0) -> Array:
@@ -135,9 +154,14 @@ def capped_relu(x: ArrayLike, cap: ArrayLike = 6.0) -> Array:
       >>> relujax.capped_relu(jnp.array([-1.0, 0.5, 2.0]), cap=1.0)
       Array([0. , 0.5, 1. ], dtype=float32)
     """
-    _checks.check("capped_relu", "cap", cap, low=0.0, low_open=True)
-    _checks.check_scalar("capped_relu", "cap", cap)
+    _CAP.check("capped_relu", cap)
     return _capped_relu(x, cap)
+
+
+CAPPED_RELU = Activation(
+    "capped_relu", capped_relu, params=(_CAP,), nonnegative=True, sign_preserving=True,
+    output_range=(0.0, 6.0), saturating=True,
+)  # fmt: skip
 
 
 # --- shifted relu -----------------------------------------------------------------------------
@@ -159,9 +183,12 @@ def _shifted_jvp(primals, tangents):
     return y, masked(y > shift, t)
 
 
-@site("shifted_relu")
+@site("shifted_relu", like=jnp.maximum)
 def _shifted_relu(x, shift):
-    return _shifted(x, jnp.asarray(shift, jnp.result_type(x)))
+    return _shifted(x, conform(shift, x))
+
+
+_SHIFT = Param("shift", "the floor s", scalar=True)
 
 
 def shifted_relu(x: ArrayLike, shift: ArrayLike = -1.0) -> Array:
@@ -184,9 +211,14 @@ def shifted_relu(x: ArrayLike, shift: ArrayLike = -1.0) -> Array:
       >>> relujax.shifted_relu(jnp.array([-3.0, -0.5, 2.0]))
       Array([-1. , -0.5,  2. ], dtype=float32)
     """
-    _checks.check("shifted_relu", "shift", shift)
-    _checks.check_scalar("shifted_relu", "shift", shift)
+    _SHIFT.check("shifted_relu", shift)
     return _shifted_relu(x, shift)
+
+
+SHIFTED_RELU = Activation(
+    "shifted_relu", shifted_relu, params=(_SHIFT,), output_range=(-1.0, math.inf),
+    saturating=True,
+)  # fmt: skip
 
 
 # --- squared relu -----------------------------------------------------------------------------
@@ -198,29 +230,28 @@ def _squared(x: Array) -> Array:
 
 
 @tangent_map
-def _squared_tangent(y: Array, t: Array) -> Array:
-    # d/dx relu(x)^2 = 2 relu(x) = 2 sqrt(y); the inner where keeps sqrt'(0) = inf out of
-    # second derivatives.
-    pos = y > 0
-    slope = jnp.where(pos, 2 * jnp.sqrt(jnp.where(pos, y, 1)), 0)
-    return t * slope.astype(t.dtype)
+def _squared_tangent(x: Array, t: Array) -> Array:
+    # 2 max(x, 0) from x itself: finite wherever x is (2 sqrt(y) overflows with y = x^2), and
+    # its derivative is 2 for x > 0, 0 for x <= 0 (sqrt(y) would lose it where y underflows).
+    pos = x > 0
+    return t * jnp.where(pos, 2 * x, jnp.zeros((), x.dtype)).astype(t.dtype)
 
 
 @_squared.defjvp
 def _squared_jvp(primals, tangents):
     (x,), (t,) = primals, tangents
-    y = _squared(x)
-    return y, _squared_tangent(y, t)
+    return _squared(x), _squared_tangent(x, t)
 
 
-@site("squared_relu")
+@site("squared_relu", like=lambda x: jnp.maximum(x, 0) ** 2)
 def squared_relu(x: ArrayLike) -> Array:
     r"""Squared ReLU (So et al., 2021, "Primer").
 
     .. math:: f(x) = \max(x, 0)^2
 
-    Derivative: 2 max(x, 0), computed as 2 sqrt(f(x)) from the output; 0 at x = 0 (no kink
-    in the first derivative). Outputs are never negative.
+    Derivative: 2 max(x, 0), computed from x (finite wherever x is, also where x^2
+    overflows); 0 at x = 0 (no kink in the first derivative). Second derivative 2 for x > 0
+    and 0 for x <= 0, including x = 0. Outputs are never negative.
 
     Args:
       x: input array.
@@ -238,12 +269,17 @@ def squared_relu(x: ArrayLike) -> Array:
     return _squared(x)
 
 
+SQUARED_RELU = Activation(
+    "squared_relu", squared_relu, nonnegative=True, sign_preserving=True,
+    output_range=(0.0, math.inf), saturating=True,
+)  # fmt: skip
+
+
 # --- crelu ------------------------------------------------------------------------------------
 
 
-@site("crelu", static_argnames=("axis",))
+@site("crelu", like=lambda x, axis: jax.nn.relu(x), static_argnames=("axis",))
 def _crelu(x, axis):
-    x = jnp.asarray(x)
     if x.ndim == 0:
         x = x[None]
     return jnp.concatenate([_relu(x), _relu(-x)], axis=axis)
@@ -273,7 +309,10 @@ def crelu(x: ArrayLike, *, axis: int = -1) -> Array:
     ndim = max(jnp.ndim(x), 1)
     if not -ndim <= axis < ndim:
         raise ValueError(f"crelu: axis must be in [{-ndim}, {ndim}), got {axis}.")
-    return _crelu(x, axis)
+    return _crelu(x, axis=axis)
+
+
+CRELU = Activation("crelu", crelu, nonnegative=True, output_range=(0.0, math.inf), saturating=True)
 
 
 # --- threshold --------------------------------------------------------------------------------
@@ -288,25 +327,28 @@ def _threshold_jvp(primals, tangents):
     (x, threshold, value), (tx, _, tv) = primals, tangents
     y = _threshold_core(x, threshold, value)
     above = x > threshold
-    out = jnp.zeros_like(y)
-    if not is_zero(tx):
-        out = masked(above, tx)
-    if not is_zero(tv):
-        out = out + jnp.where(above, jnp.zeros((), tv.dtype), broadcast(tv, y.shape))
-    return y, out
+    zero = jnp.zeros((), y.dtype)
+    return y, tangent_sum(
+        y,
+        (tx, lambda t: masked(above, t)),
+        (tv, lambda t: jnp.where(above, zero, broadcast(t, y.shape))),
+    )
 
 
 _threshold_core.defjvp(_threshold_jvp, symbolic_zeros=True)
 
 
-@site("threshold")
+@site("threshold", like=lambda x, threshold, value: jnp.where(x > threshold, x, value))
 def _threshold(x, threshold, value):
-    x = jnp.asarray(x)
-    dtype = jnp.result_type(x, value)
-    threshold = jnp.asarray(threshold, jnp.result_type(x))
-    shape = jnp.broadcast_shapes(x.shape, jnp.shape(threshold), jnp.shape(value))
-    x = broadcast(x, shape).astype(dtype)
-    return _threshold_core(x, broadcast(threshold, shape), broadcast(jnp.asarray(value), shape))
+    threshold, value = conform(threshold, x), conform(value, x)
+    shape = jnp.broadcast_shapes(x.shape, threshold.shape, value.shape)
+    return _threshold_core(
+        broadcast(x, shape), broadcast(threshold, shape), broadcast(value, shape)
+    )
+
+
+_THRESHOLD = Param("threshold", "t, the input level at and below which v is output")
+_VALUE = Param("value", "v, the replacement value", differentiable=True)
 
 
 def threshold(x: ArrayLike, threshold: ArrayLike, value: ArrayLike) -> Array:
@@ -330,6 +372,14 @@ def threshold(x: ArrayLike, threshold: ArrayLike, value: ArrayLike) -> Array:
       >>> relujax.threshold(jnp.array([-1.0, 0.5, 2.0]), 1.0, -3.0)
       Array([-3., -3.,  2.], dtype=float32)
     """
-    _checks.check("threshold", "threshold", threshold)
-    _checks.check("threshold", "value", value)
+    _THRESHOLD.check("threshold", threshold, x)
+    _VALUE.check("threshold", value, x)
+    _validation.same_shape_or_broadcastable(
+        "threshold: value", jnp.shape(value), "threshold", jnp.shape(threshold)
+    )
     return _threshold(x, threshold, value)
+
+
+THRESHOLD = Activation("threshold", threshold, params=(_THRESHOLD, _VALUE), saturating=True)
+
+DESCRIPTORS = (RELU, RELU6, CAPPED_RELU, SHIFTED_RELU, SQUARED_RELU, CRELU, THRESHOLD)

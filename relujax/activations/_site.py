@@ -1,31 +1,84 @@
-"""Named jit sites and small helpers shared by every activation.
+"""The helpers every activation shares: its named ``jit`` site, dtype rule and tangent sums.
 
 Every public activation runs as ONE ``jit`` equation whose ``name`` parameter is the public
 function name (``jit[name=leaky_relu]`` in a jaxpr), with the pre-activation ``x`` as its first
 input and the activation as its first output. :mod:`relujax.analysis` finds activations in a
-model's jaxpr by these names; :data:`SITE_NAMES` lists them.
+model's jaxpr by these names (:data:`relujax.activations.SITE_NAMES`).
+
+Dtypes follow jax.nn: :func:`site` evaluates a dtype rule (jax.nn's own function where it has
+one) abstractly at trace time and converts ``x`` to the result's dtype and weak type, so an
+integer, bool, Python scalar or weakly typed input gives what jax.nn gives, in default and in
+x64 mode. The conversion costs nothing at run time: it happens while tracing.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.custom_derivatives import SymbolicZero
 
-_SITES: set[str] = set()
+from relujax import _validation
 
 
-def site(name: str, *, static_argnames: tuple[str, ...] = ()) -> Callable[[Callable], Any]:
-    """Jit ``impl`` under the public name ``name`` and record the name as an activation site."""
+def _weak(v: Any) -> bool:
+    return bool(getattr(v, "weak_type", False) or getattr(jax.typeof(v), "weak_type", False))
+
+
+def conform(v: Any, like: Any) -> jax.Array:
+    """``v`` with the dtype and weak type of ``like`` (an array or ``jax.ShapeDtypeStruct``).
+
+    A weak result is made by arithmetic with a weak Python scalar (``v * 1``), the only
+    public way to keep a weak type; ``v`` is then an integer, bool or weak value, and the
+    product is exact.
+    """
+    v = jnp.asarray(v)
+    dtype, weak = jnp.dtype(like.dtype), bool(getattr(like, "weak_type", False))
+    if v.dtype == dtype and _weak(v) == weak:
+        return v
+    if weak:
+        w = v * (1.0 if jnp.issubdtype(dtype, jnp.inexact) else 1)
+        if w.dtype == dtype and _weak(w):
+            return w
+    return v.astype(dtype)
+
+
+def _scalar_struct(v: Any) -> jax.ShapeDtypeStruct:
+    """A scalar of ``v``'s dtype and weak type: dtype rules are evaluated shape-free."""
+    v = v if hasattr(v, "dtype") else jnp.asarray(v)
+    return jax.ShapeDtypeStruct((), v.dtype, weak_type=_weak(v))
+
+
+def site(
+    name: str,
+    *,
+    like: Callable[..., Any],
+    static_argnames: tuple[str, ...] = (),
+) -> Callable[[Callable], Any]:
+    """Jit ``impl(x, *args, **static)`` under the public name ``name``, dtypes as ``like``'s.
+
+    Args:
+      name: the public name, the ``name`` of the ``jit`` equation.
+      like: the dtype rule, a function of the same arguments as ``impl`` (jax.nn's function
+        where it has one); evaluated abstractly when tracing. ``x`` reaches ``impl`` with the
+        dtype and weak type of its result.
+      static_argnames: keyword arguments passed to ``jax.jit`` as static.
+    """
 
     def wrap(impl: Callable) -> Any:
-        impl.__name__ = name
-        impl.__qualname__ = name
-        _SITES.add(name)
-        return jax.jit(impl, static_argnames=static_argnames)
+        @functools.wraps(impl)
+        def traced(x, *args, **kwargs):
+            scalars = jax.tree.map(_scalar_struct, (x, *args))
+            target = jax.eval_shape(functools.partial(like, **kwargs), *scalars)
+            return impl(conform(x, target), *args, **kwargs)
+
+        traced.__name__ = name
+        traced.__qualname__ = name
+        return jax.jit(traced, static_argnames=static_argnames)
 
     return wrap
 
@@ -48,17 +101,19 @@ def masked(mask: jax.Array, t: jax.Array) -> jax.Array:
     return jnp.where(mask, t, jnp.zeros((), t.dtype))
 
 
-def is_zero(t: Any) -> bool:
-    """Whether a tangent given to a ``symbolic_zeros=True`` rule is a symbolic zero."""
-    return isinstance(t, SymbolicZero)
+def tangent_sum(y: jax.Array, *terms: tuple[Any, Callable[[jax.Array], jax.Array]]) -> jax.Array:
+    """The output tangent of a ``symbolic_zeros=True`` rule: ``sum(fn(t) for t, fn in terms)``.
 
-
-def as_float(x: jax.typing.ArrayLike) -> jax.Array:
-    """``x`` as an array of an inexact dtype (integers and bools become the default float)."""
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.inexact):
-        x = x.astype(jnp.result_type(float))
-    return x
+    Terms whose tangent ``t`` is a symbolic zero (an argument not being differentiated) are
+    skipped without computing anything; with none left the result is zeros like ``y``.
+    """
+    out = None
+    for t, fn in terms:
+        if isinstance(t, SymbolicZero):
+            continue
+        term = jnp.broadcast_to(fn(t), y.shape).astype(y.dtype)
+        out = term if out is None else out + term
+    return jnp.zeros_like(y) if out is None else out
 
 
 def broadcast(a: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -66,3 +121,13 @@ def broadcast(a: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     if a.shape == shape or a.ndim == 0:
         return a
     return jnp.broadcast_to(a, shape)
+
+
+def nonnegative(value: Any) -> bool:
+    """Whether ``value`` is concrete (known while tracing) and has no negative entry.
+
+    Rules that read the derivative off the sign of the output are valid only for parameters
+    >= 0; a traced parameter, whose sign is unknown until run time, takes the general rule.
+    """
+    arr = _validation.concrete(value)
+    return arr is not None and bool(np.all(arr >= 0))

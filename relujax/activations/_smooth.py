@@ -14,8 +14,9 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.typing import ArrayLike
 
-from relujax.activations import _checks
-from relujax.activations._site import as_float, is_zero, site, tangent_map
+from relujax import _validation
+from relujax.activations._descriptor import Activation, Param
+from relujax.activations._site import conform, site, tangent_map, tangent_sum
 
 # Each derivative formula is evaluated on x clipped to [-_BIG, _BIG]: beyond that it equals its
 # limit (1 as x -> +inf, 0 as x -> -inf) to working precision, and clipping keeps inf and
@@ -103,9 +104,8 @@ def _gelu_erf_jvp(primals, tangents):
     return _gelu_erf(x), _tangent(_gelu_erf_slope, _GELU_BOUND)(x, t)
 
 
-@site("gelu", static_argnames=("approximate",))
+@site("gelu", like=jax.nn.gelu, static_argnames=("approximate",))
 def _gelu(x, approximate):
-    x = as_float(x)
     return _gelu_tanh(x) if approximate else _gelu_erf(x)
 
 
@@ -121,7 +121,7 @@ def gelu(x: ArrayLike, approximate: bool = True) -> Array:
 
     Args:
       x: input array.
-      approximate: whether to use the tanh approximation (a Python bool).
+      approximate: whether to use the tanh approximation (a Python or NumPy bool).
 
     Returns:
       An array of ``x``'s shape and (floating) dtype.
@@ -133,9 +133,11 @@ def gelu(x: ArrayLike, approximate: bool = True) -> Array:
       >>> jax.grad(relujax.gelu)(0.0)
       Array(0.5, dtype=float32, weak_type=True)
     """
-    if not isinstance(approximate, bool):
-        raise TypeError(f"gelu: approximate must be a Python bool, got {approximate!r}.")
-    return _gelu(x, approximate)
+    approximate = _validation.boolean("gelu: approximate", approximate)
+    return _gelu(x, approximate=approximate)
+
+
+GELU = Activation("gelu", gelu, sign_preserving=True, output_range=(-0.17, math.inf), jax_nn="gelu")
 
 
 # --- silu / swish -----------------------------------------------------------------------------
@@ -161,24 +163,31 @@ def _silu(x: Array, beta: Array) -> Array:
 def _silu_jvp(primals, tangents):
     (x, beta), (tx, tb) = primals, tangents
     y = _silu(x, beta)
-    out = jnp.zeros_like(y)
-    if not is_zero(tx):
-        out = _silu_tangent(x, beta, tx)
-    if not is_zero(tb):
-        # d/dbeta = x^2 s(bx) s(-bx), as (x s(bx))(x s(-bx)) on a clipped x to stay finite.
+
+    def d_beta(t):
+        # x^2 s(bx) s(-bx), as (x s(bx))(x s(-bx)) on a clipped x to stay finite.
         xc = jnp.clip(x, -_BIG, _BIG)
         z = beta.astype(x.dtype) * xc
-        out = out + (xc * jax.nn.sigmoid(z)) * (xc * jax.nn.sigmoid(-z)) * tb.astype(y.dtype)
-    return y, out
+        return (xc * jax.nn.sigmoid(z)) * (xc * jax.nn.sigmoid(-z)) * t.astype(y.dtype)
+
+    return y, tangent_sum(y, (tx, lambda t: _silu_tangent(x, beta, t)), (tb, d_beta))
 
 
 _silu.defjvp(_silu_jvp, symbolic_zeros=True)
 
 
-@site("silu")
+def _float_like(x):
+    """jnp's promotion of ``x`` to an inexact dtype (int32 -> float32, a Python int -> weak)."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.inexact) else jnp.sin(x)
+
+
+@site("silu", like=lambda x, beta: jax.nn.silu(_float_like(x)))
 def _silu_site(x, beta):
-    x = as_float(x)
-    return _silu(x, jnp.asarray(beta, jnp.result_type(x, beta)))
+    return _silu(x, conform(beta, x))
+
+
+_BETA = Param("beta", "the sigmoid's scale", minimum=0.0, scalar=True, differentiable=True)
 
 
 def silu(x: ArrayLike, *, beta: ArrayLike = 1.0) -> Array:
@@ -204,29 +213,39 @@ def silu(x: ArrayLike, *, beta: ArrayLike = 1.0) -> Array:
       >>> jax.grad(relujax.silu)(0.0)
       Array(0.5, dtype=float32, weak_type=True)
     """
-    _checks.check("silu", "beta", beta, low=0.0)
-    _checks.check_scalar("silu", "beta", beta)
+    _BETA.check("silu", beta)
     return _silu_site(x, beta)
 
 
 swish = silu
 
+SILU = Activation(
+    "silu", silu, aliases=("swish",), params=(_BETA,), sign_preserving=True,
+    output_range=(-0.28, math.inf), jax_nn="silu",
+)  # fmt: skip
+
 
 # --- mish -------------------------------------------------------------------------------------
 
 
-# mish'(x) = 1 to float64 precision beyond x = 20, and e^x stays far from overflow below it.
-_MISH_HIGH = 20.0
-
-
 def _mish_slope(x: Array) -> Array:
-    # tanh(sp) + x sech^2(sp) sigmoid(x) with sp = softplus(x), from n = e^x alone: with
-    # w = n (n + 2), tanh(sp) = w / (w + 2) and sech^2(sp) = 4 (w + 1) / (w + 2)^2.
-    x = jnp.minimum(x, _MISH_HIGH)
-    n = jnp.exp(x)
-    w = n * (n + 2)
+    # mish' = tanh(sp) + x sech^2(sp) sigmoid(x), sp = softplus(x), from e = e^-|x| <= 1 only
+    # (no overflow in any dtype, none in the second derivative either). For x <= 0, n = e:
+    # with w = n (n + 2), tanh(sp) = w / (w + 2), sech^2(sp) = 4 (w + 1) / (w + 2)^2 and
+    # sigmoid(x) = n / (1 + n). For x > 0, m = e, the same multiplied through by m^2:
+    # tanh(sp) = a / b and x sech^2(sp) sigmoid(x) = 4 x m^2 (1 + m) / b^2, a = 1 + 2m,
+    # b = a + 2m^2. -|x| is written as a where so that its derivative at 0 is 1 (mish''(0)
+    # right), and one exp serves both branches (XLA then keeps x only).
+    pos = x > 0
+    e = jnp.exp(jnp.where(pos, -x, x))
+    sq = e * e
+    a = 1 + 2 * e
+    b = a + 2 * sq
+    right = a / b + 4 * x * sq * (1 + e) / (b * b)
+    w = e * (e + 2)
     d = w + 2
-    return w / d + x * (4 * (w + 1) / (d * d)) * (n / (1 + n))
+    left = w / d + x * (4 * (w + 1) / (d * d)) * (e / (1 + e))
+    return jnp.where(pos, right, left)
 
 
 @jax.custom_jvp
@@ -240,14 +259,15 @@ def _mish_jvp(primals, tangents):
     return _mish(x), _tangent(_mish_slope)(x, t)
 
 
-@site("mish")
+@site("mish", like=jax.nn.mish)
 def mish(x: ArrayLike) -> Array:
     r"""Mish (Misra, 2019).
 
     .. math:: \mathrm{mish}(x) = x \tanh(\mathrm{softplus}(x))
 
-    Smooth, no kink; the derivative tanh(sp) + x sech^2(sp) sigma(x) is finite for every
-    finite x (1 and 0 as x -> +inf, -inf). Outputs are negative for x < 0 (down to about
+    Smooth, no kink; the derivative tanh(sp) + x sech^2(sp) sigma(x) is computed from
+    exponentials of -|x| only, so it and the second derivative are finite for every finite x
+    in every float dtype (1 and 0 as x -> +inf, -inf). Outputs are negative for x < 0 (down to about
     -0.31).
 
     Args:
@@ -263,7 +283,10 @@ def mish(x: ArrayLike) -> Array:
       >>> jax.grad(relujax.mish)(0.0)
       Array(0.6, dtype=float32, weak_type=True)
     """
-    return _mish(as_float(x))
+    return _mish(x)
+
+
+MISH = Activation("mish", mish, sign_preserving=True, output_range=(-0.31, math.inf), jax_nn="mish")
 
 
 # --- softplus ---------------------------------------------------------------------------------
@@ -293,30 +316,35 @@ def _softplus_jvp(primals, tangents):
     return _softplus(x, beta, threshold), _softplus_tangent(x, beta, threshold, t)
 
 
-@site("softplus")
+@site("softplus", like=lambda x, beta, threshold: jax.nn.softplus(x))
 def _softplus_site(x, beta, threshold):
-    x = as_float(x)
-    return _softplus(x, jnp.asarray(beta, x.dtype), jnp.asarray(threshold, x.dtype))
+    threshold = jnp.inf if threshold is None else threshold
+    return _softplus(x, conform(beta, x), conform(threshold, x))
 
 
-def softplus(x: ArrayLike, *, beta: ArrayLike = 1.0, threshold: ArrayLike = 20.0) -> Array:
-    r"""Softplus, a smooth ReLU (PyTorch's parametrisation).
+_SOFTPLUS_BETA = Param("beta", "the sharpness", minimum=0.0, strict=True, scalar=True)
+_THRESHOLD = Param("threshold", "linear above beta * x > threshold (None: nowhere)", scalar=True)
+
+
+def softplus(x: ArrayLike, *, beta: ArrayLike = 1.0, threshold: ArrayLike | None = None) -> Array:
+    r"""Softplus, a smooth ReLU (jax.nn's by default; PyTorch's parametrisation).
 
     .. math:: \mathrm{softplus}(x) = \tfrac{1}{\beta} \log(1 + e^{\beta x}),
         \text{ or } x \text{ where } \beta x > \text{threshold}
 
-    With the defaults it equals jax.nn.softplus to float32 precision (the linear branch
-    differs by at most log1p(e^-20) ~ 2e-9). Derivative sigma(beta x) (1 on the linear
-    branch), finite for every finite x. ``beta`` and ``threshold`` are not differentiated.
-    Outputs are never negative.
+    With the defaults it is jax.nn.softplus, ``log(1 + e^x)`` computed stably as
+    ``max(x, 0) + log1p(e^-|x|)``: exact to working precision in every dtype (no linear
+    branch). PyTorch's ``threshold=20`` switches to ``x`` above it, which in float64 drops up
+    to 2e-9. Derivative sigma(beta x) (1 on the linear branch), finite for every finite x.
+    ``beta`` and ``threshold`` are not differentiated. Outputs are never negative.
 
     Args:
       x: input array.
       beta: a finite scalar > 0.
-      threshold: a finite scalar; above ``beta * x > threshold`` the function is linear.
+      threshold: a finite scalar, or ``None`` (the default) for no linear branch.
 
     Returns:
-      An array of ``x``'s shape and (floating) dtype.
+      An array of ``x``'s shape and jax.nn's (floating) dtype.
 
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
@@ -325,8 +353,15 @@ def softplus(x: ArrayLike, *, beta: ArrayLike = 1.0, threshold: ArrayLike = 20.0
       >>> jax.grad(relujax.softplus)(0.0)
       Array(0.5, dtype=float32, weak_type=True)
     """
-    _checks.check("softplus", "beta", beta, low=0.0, low_open=True)
-    _checks.check("softplus", "threshold", threshold)
-    _checks.check_scalar("softplus", "beta", beta)
-    _checks.check_scalar("softplus", "threshold", threshold)
+    _SOFTPLUS_BETA.check("softplus", beta)
+    if threshold is not None:
+        _THRESHOLD.check("softplus", threshold)
     return _softplus_site(x, beta, threshold)
+
+
+SOFTPLUS = Activation(
+    "softplus", softplus, params=(_SOFTPLUS_BETA, _THRESHOLD), nonnegative=True,
+    output_range=(0.0, math.inf), jax_nn="softplus",
+)  # fmt: skip
+
+DESCRIPTORS = (GELU, SILU, MISH, SOFTPLUS)

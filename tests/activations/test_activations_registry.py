@@ -81,21 +81,35 @@ def test_get_activation_binds_parameters():
     ("name", "suggestion"),
     [
         ("leaky_rleu", "'leaky_relu'"),
-        ("Relu", "'relu'"),
         ("gelu_new", "'gelu'"),
         ("swsh", "'swish'"),
     ],
 )
 def test_unknown_names_raise_naming_the_closest_valid_names(name, suggestion):
     with pytest.raises(
-        ValueError, match=f"unknown activation '{name}'; did you mean .*{suggestion}"
+        ValueError, match=f"unknown activation '{name}'.*did you mean .*{suggestion}"
     ):
         relujax.get_activation(name)
 
 
+@pytest.mark.parametrize(
+    ("spelling", "name"),
+    [("PReLU", "prelu"), ("ReLU", "relu"), (" Leaky-ReLU ", "leaky_relu"), ("Swish", "swish")],
+)
+def test_names_are_normalized_everywhere(spelling, name):
+    assert relujax.activations.get_descriptor(spelling).function is getattr(relujax, name)
+    params = REQUIRED.get(name, {})
+    x = jnp.array([-1.0, 2.0])
+    chex.assert_trees_all_equal(
+        relujax.activations.get(spelling, **params)(x), relujax.get_activation(name, **params)(x)
+    )
+
+
 def test_unknown_name_without_close_match_lists_all_names():
-    with pytest.raises(ValueError, match="valid names: capped_relu, celu"):
+    with pytest.raises(ValueError, match="accepted: capped_relu, celu"):
         relujax.get_activation("zzzzzz")
+    with pytest.raises(TypeError, match="a str"):
+        relujax.activations.get(3)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +120,7 @@ def test_unknown_name_without_close_match_lists_all_names():
         ("prelu", {}, "prelu needs parameter"),
         ("leaky_relu", {"negative_slope": float("nan")}, "negative_slope must be finite"),
         ("rrelu", {"lower": 0.5, "upper": 0.1}, "lower must be <= upper"),
-        ("celu", {"alpha": 0.0}, "alpha must be > 0"),
+        ("celu", {"alpha": 0.0}, "celu: alpha must be non-zero"),
     ],
 )
 def test_bad_parameters_fail_at_get_activation(name, params, match):

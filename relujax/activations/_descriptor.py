@@ -1,0 +1,141 @@
+"""What relujax knows about an activation, in one place: :class:`Activation` and :class:`Param`.
+
+Each activation's file defines its function and, beside it, one :class:`Activation`. The
+registry (:func:`relujax.activations.get`), the jaxpr site names, the sign tables of
+:mod:`relujax.analysis` and the list of activations that need a module are all derived from
+these descriptors (:mod:`relujax.activations._catalog`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from relujax import _validation
+
+__all__ = ["Activation", "Param"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """A numeric parameter of an activation and the values it accepts.
+
+    Attributes:
+      name: the keyword, as in the function's signature.
+      doc: one line, for documentation.
+      minimum: smallest accepted value (``-inf``: unbounded).
+      maximum: largest accepted value.
+      strict: whether ``minimum`` itself is excluded.
+      nonzero: whether 0 is excluded.
+      scalar: whether only a scalar is accepted (else an array broadcastable to ``x``).
+      differentiable: whether derivatives with respect to it are defined.
+
+    Examples:
+      >>> from relujax.activations import Param
+      >>> Param("alpha", "saturation", nonzero=True).accepted
+      'a finite number, non-zero'
+    """
+
+    name: str
+    doc: str = ""
+    minimum: float = -math.inf
+    maximum: float = math.inf
+    strict: bool = False
+    nonzero: bool = False
+    scalar: bool = False
+    differentiable: bool = False
+
+    @property
+    def accepted(self) -> str:
+        """The accepted values, in words."""
+        low = self.minimum if math.isfinite(self.minimum) else None
+        high = self.maximum if math.isfinite(self.maximum) else None
+        if low is not None and high is not None:
+            text = f"in {'(' if self.strict else '['}{low}, {high}]"
+        elif low is not None:
+            text = f"{'>' if self.strict else '>='} {low}"
+        elif high is not None:
+            text = f"<= {high}"
+        else:
+            text = "a finite number"
+        if self.nonzero:
+            text += ", non-zero"
+        return text + ("" if not self.scalar else " (a scalar)")
+
+    def check(self, fn: str, value: Any, x: Any = None) -> None:
+        """Raise if a concrete ``value`` is outside the domain, or its shape does not fit ``x``.
+
+        Traced values are not checked (their shapes are: shapes are static).
+
+        Raises:
+          TypeError: ``value`` is not numeric.
+          ValueError: a concrete entry is non-finite or outside the domain; a non-scalar
+            where a scalar is needed; a shape that does not broadcast against ``x``'s.
+        """
+        label = f"{fn}: {self.name}"
+        _validation.number_array(
+            label,
+            value,
+            minimum=self.minimum,
+            maximum=self.maximum,
+            strict=self.strict,
+            nonzero=self.nonzero,
+        )
+        shape = tuple(np.shape(value)) if not hasattr(value, "shape") else tuple(value.shape)
+        if self.scalar and shape != ():
+            raise ValueError(f"{label} must be a scalar, got shape {shape}.")
+        if x is not None and shape:
+            x_shape = tuple(np.shape(x)) if not hasattr(x, "shape") else tuple(x.shape)
+            _validation.same_shape_or_broadcastable(label, shape, "x", x_shape)
+
+
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    """One activation function and its properties, from which relujax's tables are derived.
+
+    The sign and range properties hold for the default parameters and for every parameter in
+    the documented usual domain (slopes and alphas >= 0); they are what
+    :mod:`relujax.analysis` reads to count firing and dead units.
+
+    Attributes:
+      name: canonical name: the public function ``relujax.<name>`` and its jaxpr site name.
+      function: the public function.
+      aliases: other accepted names (``swish`` for ``silu``).
+      params: its numeric parameters and their domains.
+      nonnegative: outputs are never negative, so ``E|h| = E[h]``.
+      sign_preserving: the output is > 0 exactly where the input is > 0, so firing can be
+        counted on the output.
+      output_range: (lowest, highest) output for the default parameters.
+      saturating: the derivative is exactly 0 on a half-line (relu below 0, hard_tanh
+        outside [-1, 1]): units can saturate there and pass no gradient.
+      needs_module: a model needs a module per layer for it (a learned or random state).
+      jax_nn: name of the jax.nn function with the same definition and defaults, if any.
+
+    Examples:
+      >>> import relujax
+      >>> d = relujax.activations.get_descriptor("PReLU")
+      >>> d.name, d.needs_module, [p.name for p in d.params]
+      ('prelu', True, ['slope'])
+    """
+
+    name: str
+    function: Callable[..., Any]
+    aliases: tuple[str, ...] = ()
+    params: tuple[Param, ...] = ()
+    nonnegative: bool = False
+    sign_preserving: bool = False
+    output_range: tuple[float, float] = (-math.inf, math.inf)
+    saturating: bool = False
+    needs_module: bool = False
+    jax_nn: str | None = None
+
+    def param(self, name: str) -> Param:
+        """The parameter called ``name``."""
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
