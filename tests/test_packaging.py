@@ -123,3 +123,12 @@ def test_sdist_carries_the_test_suite_and_what_it_imports():
     assert "LICENSE" in " ".join(line for line in manifest if line.startswith("include "))
     assert (ROOT / "relujax" / "py.typed").exists()
     assert PYPROJECT["tool"]["setuptools"]["package-data"]["relujax"] == ["py.typed"]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("python -m venv .venv && ")]
+    test_command = [c for c in commands if c.endswith("&& python -m pytest -q")]
+    assert len(commands) == 2 and len(test_command) == 1, "the two set-up commands"
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test_command[0] in ci
