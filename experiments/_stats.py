@@ -58,9 +58,10 @@ class Interval:
         if not math.isfinite(self.mean):
             return "n/a"
         f = f"{{:.{digits}f}}"
-        return (
-            f"{f.format(100 * self.mean)}% [{f.format(100 * self.lo)}, {f.format(100 * self.hi)}]"
-        )
+        if not math.isfinite(self.lo):  # one seed: no interval
+            return f"{f.format(100 * self.mean)}%"
+        lo, hi = f.format(100 * self.lo), f.format(100 * self.hi)
+        return f"{f.format(100 * self.mean)}% [{lo}, {hi}]"
 
     def num(self, digits: int = 3) -> str:
         """``"m [lo, hi]"`` with ``digits`` decimals."""
