@@ -56,11 +56,9 @@ def curves(
 
 
 def legend_right(fig: Any, ax: Any, *, title: str | None = None) -> None:
-    """One legend for the figure, to the right of ``ax``, outside every axes."""
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(
-        handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, title=title
-    )
+    """One legend for the figure, just right of ``ax`` (the right-most axes), outside it."""
+    del fig  # the legend belongs to ``ax``; the figure is saved with a tight bounding box
+    ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, title=title)
 
 
 def save(fig: Any, path: Any, *, dpi: int = 120) -> None:

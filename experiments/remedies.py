@@ -291,7 +291,8 @@ def _draw(out, scale: Scale, res, labels, order, dead) -> list[str]:
     ):
         series = {}
         for label in order:
-            ivs = [_stats.t_interval(values[labels == label, e]) for e in range(len(steps))]
+            sel = values[labels == label]
+            ivs = [_stats.t_interval(sel[:, e], within=(0, 1)) for e in range(len(steps))]
             series[label] = tuple(
                 np.array([getattr(iv, k) for iv in ivs]) for k in ("mean", "lo", "hi")
             )
