@@ -24,8 +24,13 @@ is the model's own plus per-unit reductions; XLA fuses the reductions into the s
 activation leaves it. Recursion rebuilds control flow with the statistics threaded through:
 ``jit`` and ``closed_call`` bodies are inlined; ``remat`` is re-wrapped in
 ``jax.checkpoint`` with the same policy; ``scan``/``while``/``cond`` become ``lax.scan`` /
-``lax.while_loop`` / ``lax.switch`` with the statistics in the carry, so a site inside a loop
-is one site pooled over its iterations. A ``custom_jvp``/``custom_vjp`` function that contains
+``lax.while_loop`` / ``lax.switch`` with the statistics in the carry (a site pooled over its
+iterations) or, for a site kept per iteration of a ``scan``, in the scan's stacked outputs
+(one statistic per iteration; by default where the scan's carry feeds the site, a loop over
+layers). Control-flow parameters are read in :mod:`relujax.analysis._primitives`, which
+raises on any it does not know (naming the primitive and the JAX version) instead of
+guessing. Each site's unit axis is read from the operation that produced it
+(:mod:`relujax.analysis._axis`) and moved last before the observer sees it. A ``custom_jvp``/``custom_vjp`` function that contains
 sites deeper inside is bound unchanged (its derivative rule is kept) and its body is evaluated
 a second time on ``stop_gradient`` inputs for the statistics only; XLA's CSE merges the two
 forward computations.
@@ -43,15 +48,17 @@ import dataclasses
 import functools
 import inspect
 import warnings
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.extend import core as jcore
 from jax.extend import source_info_util
 
+from relujax.analysis import _axis, _primitives
 from relujax.analysis._tag import TAG_PREFIX
 
 P = jcore.primitives
@@ -139,11 +146,18 @@ class Site:
     Attributes:
       name: stable, readable name: ``<scope>/<function>_<k>`` where ``scope`` is the module
         path when the jaxpr records one (Flax Linen does) and ``k`` counts calls of that
-        function in that scope in call order; a tag's own name for :func:`tag`.
+        function in that scope in call order; a tag's own name for :func:`tag`. A site kept
+        per iteration of a loop carries the iteration after the loop's own path component:
+        ``Net/layers[3]/relu_0`` (``relu_0[3]`` when the loop has no module path).
       function: the activation's name (``"relu"``, ``"gelu"``, ...) or ``"tag"``.
-      shape: shape of the observed array; its last axis holds the units.
-      in_loop: whether the site is inside ``scan``/``while`` (its statistics pool the
-        iterations).
+      shape: shape of the observed array (of one iteration, inside a loop).
+      in_loop: whether the site is inside a ``scan``/``while`` body.
+      unit_axis: the axis of ``shape`` that holds the units (non-negative); every other axis
+        is pooled. Read from the operation that produced the pre-activation (see
+        :func:`collect`'s ``unit_axis``).
+      iteration: for a site kept per iteration, its index in each enclosing loop that keeps
+        one statistic per iteration, outermost first; ``()`` otherwise (the statistics of a
+        site in a loop then pool its iterations).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -157,11 +171,17 @@ class Site:
     function: str
     shape: tuple[int, ...]
     in_loop: bool = False
+    unit_axis: int = -1
+    iteration: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.shape and self.unit_axis < 0:
+            object.__setattr__(self, "unit_axis", self.unit_axis % len(self.shape))
 
     @property
     def units(self) -> int:
-        """Number of units: the size of the last axis (1 for a scalar)."""
-        return self.shape[-1] if self.shape else 1
+        """Number of units: the size of the unit axis (1 for a scalar)."""
+        return self.shape[self.unit_axis] if self.shape else 1
 
     @property
     def nonnegative(self) -> bool:
@@ -174,9 +194,44 @@ class Site:
         return self.function in SIGN_PRESERVING
 
 
+#: How sites inside ``scan`` loops are kept (see :func:`relujax.analysis.collect`).
+LOOP_MODES = ("auto", "per_iteration", "pooled")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Loop:
+    """An enclosing ``scan`` (or ``while``: ``length`` None) as seen from a site in its body."""
+
+    depth: int  # number of scans around the equation
+    length: int | None
+    scope: str
+    label: object  # taint label of its carried inputs
+
+
+@dataclasses.dataclass(frozen=True)
+class _Slot:
+    """One observed equation: what the observer sees, and the public sites it yields.
+
+    ``key`` is the site the observer is called with: its name keys the accumulated state and
+    its ``shape`` has the units last (arrays are moved there before observing). ``stack``
+    lists the ``(depth, length)`` of every scan that keeps one statistic per iteration,
+    outermost first; the state then has those leading axes. ``views`` are the public sites:
+    one, or one per iteration (``index`` into the stacked axes).
+    """
+
+    key: Site
+    axis: int
+    stack: tuple[tuple[int, int], ...]
+    views: tuple[Site, ...]
+
+    def lead(self, depth: int) -> tuple[int, ...]:
+        """Leading (stacked) axes of the state at an equation ``depth`` scans deep."""
+        return tuple(n for d, n in self.stack if d >= depth)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Hit:
-    site: Site
+    slot: _Slot
     pre: Any  # an atom (Var or Literal) of the plan's jaxpr
     out: Any
 
@@ -185,10 +240,17 @@ class _Hit:
 class _Plan:
     jaxpr: Any  # an open jcore.Jaxpr
     consts: list[Any]
+    depth: int = 0
     after: dict[int, list[_Hit]] = dataclasses.field(default_factory=dict)
     subs: dict[int, tuple[_Plan | None, ...]] = dataclasses.field(default_factory=dict)
-    sites: list[Site] = dataclasses.field(default_factory=list)
+    specs: dict[int, Any] = dataclasses.field(default_factory=dict)
+    slots: list[_Slot] = dataclasses.field(default_factory=list)
     sub_names: dict[int, frozenset[str]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def sites(self) -> list[Site]:
+        """The public sites, in call order."""
+        return [v for slot in self.slots for v in slot.views]
 
 
 class _Namer:
@@ -212,6 +274,20 @@ class _Namer:
             candidate = f"{name}_{k}"
         self.used.add(candidate)
         return candidate
+
+
+UnitAxis = Mapping[str, int] | Callable[[Site], int | None] | None
+
+
+@dataclasses.dataclass
+class _Context:
+    """What every level of :func:`build_plan` shares."""
+
+    acts: Collection[str]
+    loops_mode: str = "auto"
+    unit_axis: UnitAxis = None
+    namer: _Namer = dataclasses.field(default_factory=_Namer)
+    used_overrides: set[str] = dataclasses.field(default_factory=set)
 
 
 def _closed(j: Any) -> tuple[Any, list[Any]]:
@@ -247,7 +323,7 @@ def _direct_site(eqn: Any, acts: Collection[str]) -> tuple[str, Any, Any] | None
         return name, eqn.invars[0], eqn.outvars[0]
     if eqn.primitive in (P.custom_jvp_call_p, P.custom_vjp_call_p):
         inner, _ = _closed(eqn.params["call_jaxpr"])
-        nc = eqn.params.get("num_consts", 0)
+        nc = _primitives.num_consts(eqn)
         if len(inner.eqns) == 1 and len(eqn.invars) > nc and eqn.outvars:
             ieqn = inner.eqns[0]
             name = _jit_site_name(ieqn, acts)
@@ -315,53 +391,145 @@ def _gelu_calls(eqns: Sequence[Any], start: int) -> tuple[int, list[tuple[int, A
     return end, calls
 
 
-def _sub_jaxprs(eqn: Any) -> tuple[Any, ...] | None:
-    """Sub-jaxprs the interpreter knows how to recurse into, or None."""
-    p, params = eqn.primitive, eqn.params
-    if p is P.jit_p:
-        return (params["jaxpr"],)
-    if p in (P.closed_call_p, P.call_p):
-        return (params["call_jaxpr"],)
-    if p is P.remat_p:
-        return (params["jaxpr"],)
-    if p in (P.custom_jvp_call_p, P.custom_vjp_call_p):
-        return (params["call_jaxpr"],)
-    if p is P.scan_p:
-        return (params["jaxpr"],)
-    if p is P.while_p:
-        return (params["body_jaxpr"],)
-    if p is P.cond_p:
-        return tuple(params["branches"])
-    return None
+def _taint_of(atoms: Sequence[Any], taint: dict[Any, frozenset]) -> frozenset:
+    out: frozenset = frozenset()
+    for v in atoms:
+        if not isinstance(v, jcore.Literal):
+            out |= taint.get(v, frozenset())
+    return out
+
+
+def _view_name(name: str, loops: Sequence[_Loop], index: tuple[int, ...]) -> str:
+    """``name`` with each loop's iteration after that loop's first path component."""
+    parts = name.split("/")
+    for loop, i in zip(loops, index, strict=True):
+        prefix = loop.scope.split("/") if loop.scope else []
+        at = len(prefix) if parts[: len(prefix)] == prefix else 0
+        at = min(at, len(parts) - 1)
+        parts[at] += f"[{i}]"
+    return "/".join(parts)
+
+
+def _override(ctx: _Context, names: Sequence[str], site: Site) -> int | None:
+    spec = ctx.unit_axis
+    if spec is None:
+        return None
+    if callable(spec):
+        axis = spec(site)
+    else:
+        hits = [n for n in names if n in spec]
+        if not hits:
+            return None
+        ctx.used_overrides.update(hits)
+        axes = {spec[n] for n in hits}
+        if len(axes) > 1:
+            raise ValueError(f"unit_axis gives different axes {sorted(axes)} for {hits}.")
+        (axis,) = axes
+    if axis is None:
+        return None
+    from relujax import _validation
+
+    rank = len(site.shape)
+    return _validation.integer(f"unit_axis[{site.name!r}]", axis, minimum=-rank, maximum=rank - 1)
+
+
+def _sub_taints(eqn: Any, subs: Sequence[Any], taint, spec, label) -> list[dict[Any, frozenset]]:
+    """Taint of each sub-jaxpr's inputs (conservative: loops spread any taint to the carry)."""
+    p = eqn.primitive
+    ins = [_taint_of([v], taint) for v in eqn.invars]
+    everything = _taint_of(eqn.invars, taint)
+    out = []
+    for sub in subs:
+        sj, _ = _closed(sub)
+        if p is P.cond_p:
+            index = ins[0]
+            labels = [index | t for t in ins[1:]]
+        elif p is P.while_p:
+            cn = eqn.params.get("cond_nconsts", 0)
+            labels = ins[cn:]
+            bn = eqn.params.get("body_nconsts", 0)
+            labels = labels[:bn] + [everything] * (len(labels) - bn)
+        elif p is P.scan_p and spec is not None:
+            nc, ncarry = spec.num_consts, spec.num_carry
+            carried = everything | {label}
+            labels = ins[:nc] + [carried] * ncarry + ins[nc + ncarry :]
+        else:
+            labels = ins
+        if len(labels) != len(sj.invars):
+            labels = [everything] * len(sj.invars)
+        out.append(dict(zip(sj.invars, labels, strict=True)))
+    return out
 
 
 def build_plan(
     jaxpr: Any,
     consts: Sequence[Any],
-    acts: Collection[str],
+    ctx: _Context,
     *,
     scope: str = "",
-    namer: _Namer | None = None,
-    in_loop: bool = False,
+    depth: int = 0,
+    loops: tuple[_Loop, ...] = (),
+    taint: dict[Any, frozenset] | None = None,
 ) -> _Plan:
     """Walks ``jaxpr`` and returns the plan of its sites (see the module docstring)."""
-    namer = _Namer() if namer is None else namer
-    plan = _Plan(jaxpr=jaxpr, consts=list(consts))
+    plan = _Plan(jaxpr=jaxpr, consts=list(consts), depth=depth)
+    taint = dict(taint or {})
     eqns = jaxpr.eqns
 
     def add(i: int, function: str, pre: Any, out: Any, eqn_scope: str, tag: str | None) -> None:
         if _shape(pre) != _shape(out) or pre.aval.dtype != out.aval.dtype:
             pre = out  # e.g. crelu: observe the output alone (its units fire when > 0)
-        name = namer.tagged(tag) if tag is not None else namer.auto(eqn_scope, function)
-        site = Site(name=name, function=function, shape=_shape(out), in_loop=in_loop)
-        plan.after.setdefault(i, []).append(_Hit(site, pre, out))
-        plan.sites.append(site)
+        name = ctx.namer.tagged(tag) if tag is not None else ctx.namer.auto(eqn_scope, function)
+        shape = _shape(out)
+        labels = _taint_of([pre, out], taint)
+        stacking = [
+            lp
+            for lp in loops
+            if lp.length is not None
+            and (
+                ctx.loops_mode == "per_iteration"
+                or (ctx.loops_mode == "auto" and lp.label in labels)
+            )
+        ]
+        indices = list(np.ndindex(*(lp.length for lp in stacking))) if stacking else [()]
+        names = [_view_name(name, stacking, ix) if ix else name for ix in indices]
+        in_loop = bool(loops)
+        probe = Site(name=names[0], function=function, shape=shape, in_loop=in_loop)
+        axis = _override(ctx, [name, *names], probe)
+        if axis is None:
+            axis = len(shape) - 1 if len(shape) <= 2 else _axis.feature_axis(pre, jaxpr)
+            if axis is None:
+                axis = len(shape) - 1
+                warnings.warn(
+                    f"relujax.analysis: site {names[0]!r} of shape {shape}: cannot tell which "
+                    "axis holds its units (the operation that produced it is not a "
+                    "convolution, a dense layer or a bias add that can be followed); using "
+                    f"the last axis. Pass unit_axis={{{names[0]!r}: k}} to choose.",
+                    stacklevel=5,
+                )
+        views = []
+        for view_name, ix in zip(names, indices, strict=True):
+            if ix:
+                view_name = ctx.namer.tagged(view_name)
+            views.append(
+                Site(view_name, function, shape, in_loop=in_loop, unit_axis=axis, iteration=ix)
+            )
+        axis %= max(len(shape), 1)
+        moved = tuple(d for k, d in enumerate(shape) if k != axis) + shape[axis : axis + 1]
+        key = Site(name=name, function=function, shape=moved, in_loop=in_loop)
+        stack = tuple((lp.depth, lp.length) for lp in stacking)
+        slot = _Slot(key=key, axis=axis if shape else -1, stack=stack, views=tuple(views))
+        plan.after.setdefault(i, []).append(_Hit(slot, pre, out))
+        plan.slots.append(slot)
 
     i = 0
     while i < len(eqns):
         eqn = eqns[i]
+        labels = _taint_of(eqn.invars, taint)
+        for v in eqn.outvars:
+            taint[v] = labels
         eqn_scope = _join(scope, eqn.source_info.name_stack)
-        direct = _direct_site(eqn, acts)
+        direct = _direct_site(eqn, ctx.acts)
         if direct is not None:
             name, pre, out = direct
             if name.startswith(TAG_PREFIX):
@@ -370,39 +538,72 @@ def build_plan(
                 add(i, name, pre, out, eqn_scope, None)
             i += 1
             continue
-        if "gelu" in acts and _in_gelu(eqn):
+        if "gelu" in ctx.acts and _in_gelu(eqn):
             end, calls = _gelu_calls(eqns, i)
+            for k in range(i, end):
+                labels = _taint_of(eqns[k].invars, taint)
+                for v in eqns[k].outvars:
+                    taint[v] = labels
             for last, pre, out in calls:
                 add(last, "gelu", pre, out, _join(scope, eqns[last].source_info.name_stack), None)
             i = end
             continue
-        subs = _sub_jaxprs(eqn)
+        subs = _primitives.sub_jaxprs(eqn)
         if subs is not None:
-            loop = in_loop or eqn.primitive in (P.scan_p, P.while_p)
-            sub_plans = []
-            for sub in subs:
-                sj, sc = _closed(sub)
-                sp = build_plan(sj, sc, acts, scope=eqn_scope, namer=namer, in_loop=loop)
-                sub_plans.append(sp if sp.sites else None)
-            if any(sp is not None for sp in sub_plans):
-                plan.subs[i] = tuple(sub_plans)
-                names = [s for sp in sub_plans if sp is not None for s in sp.sites]
-                plan.sites.extend(names)
-                plan.sub_names[i] = frozenset(s.name for s in names)
+            _plan_subs(plan, i, eqn, subs, ctx, eqn_scope, depth, loops, taint)
         else:
-            _warn_hidden(eqn, acts)
+            _warn_hidden(eqn, ctx.acts)
         i += 1
     return plan
+
+
+def _plan_subs(plan, i, eqn, subs, ctx, eqn_scope, depth, loops, taint) -> None:
+    p = eqn.primitive
+    spec, problem = None, None
+    try:
+        if p is P.scan_p:
+            spec = _primitives.scan_spec(eqn)
+        elif p is P.while_p:
+            spec = _primitives.while_spec(eqn)
+    except _primitives.UnsupportedPrimitiveError as e:
+        problem = e
+    label = object()
+    sub_depth, sub_loops = depth, loops
+    if p is P.scan_p:
+        sub_depth = depth + 1
+        length = spec.length if spec is not None else None
+        sub_loops = (*loops, _Loop(depth, length, eqn_scope, label))
+    elif p is P.while_p:
+        sub_loops = (*loops, _Loop(depth, None, eqn_scope, label))
+    sub_plans = []
+    for sub, sub_taint in zip(subs, _sub_taints(eqn, subs, taint, spec, label), strict=True):
+        sj, sc = _closed(sub)
+        sp = build_plan(
+            sj, sc, ctx, scope=eqn_scope, depth=sub_depth, loops=sub_loops, taint=sub_taint
+        )
+        sub_plans.append(sp if sp.slots else None)
+    if any(sp is not None for sp in sub_plans):
+        if problem is not None:
+            raise problem
+        _primitives.check_params(eqn)
+        plan.subs[i] = tuple(sub_plans)
+        plan.specs[i] = spec
+        slots = [s for sp in sub_plans if sp is not None for s in sp.slots]
+        plan.slots.extend(slots)
+        plan.sub_names[i] = frozenset(s.key.name for s in slots)
 
 
 def _warn_hidden(eqn: Any, acts: Collection[str]) -> None:
     for sub in jcore.jaxprs_in_params(eqn.params):
         sj, sc = _closed(sub)
-        if build_plan(sj, sc, acts).sites:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = build_plan(sj, sc, _Context(acts=acts)).slots
+        if found:
             warnings.warn(
                 f"relujax.analysis: activation sites inside `{eqn.primitive.name}` are not "
-                "captured (only jit, closed_call, checkpoint, scan, while, cond and custom_jvp/"
-                "custom_vjp bodies are searched).",
+                f"captured under jax {jax.__version__} (only jit, closed_call, checkpoint, "
+                "scan, while, cond and custom_jvp/custom_vjp bodies are searched).",
                 stacklevel=4,
             )
             return
@@ -443,8 +644,25 @@ def _bind(eqn: Any, invals: list[Any]) -> list[Any]:
     return list(ans) if eqn.primitive.multiple_results else [ans]
 
 
+def _units_last(x: Any, axis: int) -> Any:
+    if axis < 0 or axis == np.ndim(x) - 1:
+        return x
+    return jnp.moveaxis(x, axis, -1)
+
+
+def _empty(obs: Observer, slot: _Slot, lead: tuple[int, ...]) -> Any:
+    state = obs.empty(slot.key)
+    if not lead:
+        return state
+    return jax.tree.map(lambda a: jnp.broadcast_to(a, lead + jnp.shape(a)), state)
+
+
 def evaluate(plan: _Plan, consts: Sequence[Any], args: Sequence[Any], acc, obs) -> list[Any]:
-    """Evaluates ``plan.jaxpr`` on ``args``, calling ``obs`` at every selected site."""
+    """Evaluates ``plan.jaxpr`` on ``args``, calling ``obs`` at every selected site.
+
+    ``acc`` maps each observed slot's key name to its state: stacked along the loops that
+    keep one statistic per iteration (see :func:`views`).
+    """
     env: dict[Any, Any] = {}
 
     def read(v: Any) -> Any:
@@ -458,24 +676,27 @@ def evaluate(plan: _Plan, consts: Sequence[Any], args: Sequence[Any], acc, obs) 
         invals = [read(v) for v in eqn.invars]
         subs = plan.subs.get(i)
         if subs is not None and plan.sub_names[i] & obs.selected:
-            outvals = _recurse(eqn, subs, invals, acc, obs)
+            outvals = _recurse(plan, i, eqn, subs, invals, acc, obs)
         else:
             outvals = _bind(eqn, invals)
         for v, x in zip(eqn.outvars, outvals, strict=True):
             if not isinstance(v, jcore.DropVar):
                 env[v] = x
         for hit in plan.after.get(i, ()):
-            if hit.site.name in obs.selected:
-                obs.observe(acc, hit.site, read(hit.pre), read(hit.out))
+            slot = hit.slot
+            if slot.key.name in obs.selected:
+                out = _units_last(read(hit.out), slot.axis)
+                pre = out if hit.pre is hit.out else _units_last(read(hit.pre), slot.axis)
+                obs.observe(acc, slot.key, pre, out)
     return [read(v) for v in plan.jaxpr.outvars]
 
 
-def _names(plans: Sequence[_Plan | None], obs: Observer) -> list[Site]:
-    return [s for p in plans if p is not None for s in p.sites if s.name in obs.selected]
+def _selected(plans: Sequence[_Plan | None], obs: Observer) -> list[_Slot]:
+    return [s for p in plans if p is not None for s in p.slots if s.key.name in obs.selected]
 
 
-def _recurse(eqn: Any, subs: tuple[_Plan | None, ...], invals: list[Any], acc, obs) -> list[Any]:
-    p, params = eqn.primitive, eqn.params
+def _recurse(plan: _Plan, i: int, eqn: Any, subs, invals: list[Any], acc, obs) -> list[Any]:
+    p, params, depth = eqn.primitive, eqn.params, plan.depth
     if p in (P.jit_p, P.closed_call_p, P.call_p):
         (sub,) = subs
         with _context(eqn):
@@ -487,9 +708,11 @@ def _recurse(eqn: Any, subs: tuple[_Plan | None, ...], invals: list[Any], acc, o
             evaluate(sub, sub.consts, [lax.stop_gradient(x) for x in invals], acc, obs)
         return outvals
 
-    sites = _names(subs, obs)
-    names = [s.name for s in sites]
-    init = [obs.empty(s) for s in sites]
+    slots = _selected(subs, obs)
+    if p is P.scan_p:
+        return _recurse_scan(plan.specs[i], eqn, subs, slots, depth, invals, acc, obs)
+    names = [s.key.name for s in slots]
+    init = [_empty(obs, s, s.lead(depth)) for s in slots]
 
     def run(sub: _Plan, args: list[Any], states: list[Any]) -> tuple[list[Any], list[Any]]:
         local = dict(zip(names, states, strict=True))
@@ -505,28 +728,10 @@ def _recurse(eqn: Any, subs: tuple[_Plan | None, ...], invals: list[Any], acc, o
         )
         with _context(eqn):
             outvals, states = fun(*invals)
-    elif p is P.scan_p:
-        (sub,) = subs
-        nc, ncarry = params["num_consts"], params["num_carry"]
-        consts, carry, xs = invals[:nc], invals[nc : nc + ncarry], invals[nc + ncarry :]
-
-        def body(c, x):
-            outs, st = run(sub, [*consts, *c[0], *x], c[1])
-            return (outs[:ncarry], st), outs[ncarry:]
-
-        with _context(eqn):
-            (carry_out, states), ys = lax.scan(
-                body,
-                (carry, init),
-                xs,
-                length=params["length"],
-                reverse=params["reverse"],
-                unroll=params["unroll"],
-            )
-        outvals = [*carry_out, *ys]
     elif p is P.while_p:
         (sub,) = subs
-        cn, bn = params["cond_nconsts"], params["body_nconsts"]
+        spec = plan.specs[i]
+        cn, bn = spec.cond_nconsts, spec.body_nconsts
         cconsts, bconsts, carry = invals[:cn], invals[cn : cn + bn], invals[cn + bn :]
         cond_fun = jcore.jaxpr_as_fun(params["cond_jaxpr"])
 
@@ -549,11 +754,59 @@ def _recurse(eqn: Any, subs: tuple[_Plan | None, ...], invals: list[Any], acc, o
                 branches.append(lambda st, *o, sub=sub: run(sub, list(o), st))
         with _context(eqn):
             outvals, states = lax.switch(index, branches, init, *ops)
-    else:  # pragma: no cover - _sub_jaxprs and _recurse list the same primitives
-        raise AssertionError(p)
+    else:  # pragma: no cover - sub_jaxprs and _recurse list the same primitives
+        raise _primitives.unsupported(eqn, "no rebuild rule")
     for name, state in zip(names, states, strict=True):
         obs.absorb(acc, name, state)
     return list(outvals)
+
+
+def _recurse_scan(spec, eqn, subs, slots, depth, invals, acc, obs) -> list[Any]:
+    """``scan`` as ``lax.scan``: pooled sites in the carry, per-iteration sites in the ys."""
+    (sub,) = subs
+    stacked = [s for s in slots if any(d == depth for d, _ in s.stack)]
+    pooled = [s for s in slots if not any(d == depth for d, _ in s.stack)]
+    nc, ncarry = spec.num_consts, spec.num_carry
+    consts, carry, xs = invals[:nc], invals[nc : nc + ncarry], invals[nc + ncarry :]
+    init = [_empty(obs, s, s.lead(depth + 1)) for s in pooled]
+
+    def body(c, x):
+        local = {s.key.name: st for s, st in zip(pooled, c[1], strict=True)}
+        outs = evaluate(sub, sub.consts, [*consts, *c[0], *x], local, obs)
+        per_iteration = [
+            local[s.key.name] if s.key.name in local else _empty(obs, s, s.lead(depth + 1))
+            for s in stacked
+        ]
+        kept = [local[s.key.name] for s in pooled]
+        return (outs[:ncarry], kept), (outs[ncarry:], per_iteration)
+
+    with _context(eqn):
+        (carry_out, pooled_states), (ys, stacked_states) = lax.scan(
+            body,
+            (carry, init),
+            xs,
+            length=spec.length,
+            reverse=spec.reverse,
+            unroll=spec.unroll,
+        )
+    for s, state in zip([*pooled, *stacked], [*pooled_states, *stacked_states], strict=True):
+        obs.absorb(acc, s.key.name, state)
+    return [*carry_out, *ys]
+
+
+def views(slots: Sequence[_Slot], acc: Mapping[str, Any], chosen: Collection[str]) -> list:
+    """``(site name, state)`` of every chosen public site, per-iteration states unstacked."""
+    out = []
+    for slot in slots:
+        state = acc.get(slot.key.name)
+        for view in slot.views:
+            if view.name not in chosen:
+                continue
+            if view.iteration:
+                out.append((view.name, jax.tree.map(lambda a, ix=view.iteration: a[ix], state)))
+            else:
+                out.append((view.name, state))
+    return out
 
 
 # --- tracing -------------------------------------------------------------------------------------
@@ -571,8 +824,22 @@ class Traced:
     out_tree: Any
     dynamic: list[Any]
 
+    def observed(self, chosen: Sequence[Site]) -> tuple[list[_Slot], frozenset[str]]:
+        """The slots behind the ``chosen`` public sites, and their key names."""
+        names = {s.name for s in chosen}
+        slots = [s for s in self.plan.slots if any(v.name in names for v in s.views)]
+        return slots, frozenset(s.key.name for s in slots)
 
-def trace(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], acts) -> Traced:
+
+def trace(
+    fn: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    acts,
+    *,
+    loops: str = "auto",
+    unit_axis: UnitAxis = None,
+) -> Traced:
     """Traces ``fn(*args, **kwargs)``; array leaves are inputs, other leaves are static."""
     leaves, treedef = jax.tree.flatten((tuple(args), dict(kwargs)))
     dyn_idx = [i for i, leaf in enumerate(leaves) if _is_array(leaf)]
@@ -586,5 +853,12 @@ def trace(fn: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any], a
 
     dynamic = [leaves[i] for i in dyn_idx]
     closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*dynamic)
-    plan = build_plan(closed.jaxpr, closed.consts, acts)
+    ctx = _Context(acts=acts, loops_mode=loops, unit_axis=unit_axis)
+    plan = build_plan(closed.jaxpr, closed.consts, ctx)
+    if isinstance(unit_axis, Mapping):
+        unknown = sorted(set(unit_axis) - ctx.used_overrides)
+        if unknown:
+            raise ValueError(
+                f"unit_axis: no site named {unknown}; the sites are {[s.name for s in plan.sites]}."
+            )
     return Traced(plan=plan, out_tree=jax.tree.structure(out_shape), dynamic=dynamic)

@@ -6,15 +6,16 @@ import collections
 import dataclasses
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
 
+from relujax import _validation
 from relujax.analysis import _capture
-from relujax.analysis._capture import Observer, Site
+from relujax.analysis._capture import Observer, Site, UnitAxis
 from relujax.analysis._model_stats import ModelStats
 from relujax.analysis._select import Selector, select
 from relujax.analysis._stats import UnitStats
@@ -76,6 +77,44 @@ def _frozen(fn: Callable[..., Any]) -> Callable[..., Any]:
     return pure
 
 
+@dataclasses.dataclass(frozen=True)
+class _Threaded:
+    """An NNX module as ``pure(state, batch) -> (output, new state)`` over a copy of its state.
+
+    ``state`` is the list of the module's array leaves (parameters, RNG keys and counters,
+    batch statistics); other leaves are fixed. :func:`collect` carries the state from batch to
+    batch, so RNG streams advance as they would over successive direct calls.
+    """
+
+    pure: Callable[..., Any]
+    state: list[Any]
+
+
+def _threaded(fn: Any) -> _Threaded | None:
+    nnx = _nnx_module(fn)
+    if nnx is None:
+        return None
+    graphdef, state = nnx.split(fn)
+    leaves, treedef = jax.tree.flatten(state)
+    where = [k for k, leaf in enumerate(leaves) if _capture._is_array(leaf)]
+
+    def pure(arrays: list[Any], batch: Any) -> tuple[Any, list[Any]]:
+        full = list(leaves)
+        for k, v in zip(where, arrays, strict=True):
+            full[k] = v
+        module = nnx.merge(graphdef, jax.tree.unflatten(treedef, full))
+        out = module(batch)
+        new_leaves, new_treedef = jax.tree.flatten(nnx.split(module)[1])
+        if new_treedef != treedef:
+            raise ValueError(
+                "collect: the NNX module changed the structure of its state during a call "
+                "(new Variables); call it once before collecting."
+            )
+        return out, [new_leaves[k] for k in where]
+
+    return _Threaded(pure=pure, state=[leaves[k] for k in where])
+
+
 def _acts(activations: Collection[str] | None) -> Collection[str]:
     if activations is None:
         return _capture.default_activations()
@@ -86,8 +125,25 @@ def _acts(activations: Collection[str] | None) -> Collection[str]:
     return frozenset(activations)
 
 
-def _trace(fn, args, kwargs, activations) -> _capture.Traced:
-    traced = _capture.trace(fn, args, kwargs, _acts(activations))
+def _loops(loops: str) -> str:
+    return _validation.choice("loops", loops, _capture.LOOP_MODES)
+
+
+def _unit_axis(unit_axis: Any) -> Any:
+    if unit_axis is None or callable(unit_axis):
+        return unit_axis
+    if not isinstance(unit_axis, Mapping):
+        raise TypeError(
+            "unit_axis must be None, a mapping from site name to axis, or a callable "
+            f"site -> axis (or None); got {type(unit_axis).__name__}."
+        )
+    return dict(unit_axis)
+
+
+def _trace(fn, args, kwargs, activations, loops="auto", unit_axis=None) -> _capture.Traced:
+    traced = _capture.trace(
+        fn, args, kwargs, _acts(activations), loops=_loops(loops), unit_axis=_unit_axis(unit_axis)
+    )
     if not traced.plan.sites:
         raise ValueError(
             f"found no activation site in {getattr(fn, '__name__', fn)!r}. Recognised are "
@@ -102,6 +158,8 @@ def find_sites(
     fn: Callable[..., Any],
     *args: Any,
     activations: Collection[str] | None = None,
+    loops: str = "auto",
+    unit_axis: UnitAxis = None,
     **kwargs: Any,
 ) -> tuple[Site, ...]:
     """Lists the activation sites of ``fn(*args, **kwargs)``, in call order, without running it.
@@ -111,10 +169,12 @@ def find_sites(
       *args: example arguments (arrays or ``jax.ShapeDtypeStruct``; other leaves are static).
       activations: names of ``jit`` equations to treat as activations (default:
         :func:`default_activations`); tags are always recognised.
+      loops: how sites inside ``scan`` loops are kept (see :func:`collect`).
+      unit_axis: which axis holds a site's units (see :func:`collect`).
       **kwargs: example keyword arguments.
 
     Returns:
-      A tuple of :class:`Site` (name, function, shape, in_loop).
+      A tuple of :class:`Site` (name, function, shape, in_loop, unit_axis, iteration).
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -124,7 +184,7 @@ def find_sites(
       >>> [s.name for s in analysis.find_sites(f, jnp.ones((4, 3)))]
       ['relu_0', 'relu_1', 'gelu_0']
     """
-    return tuple(_capture.trace(_frozen(fn), args, kwargs, _acts(activations)).plan.sites)
+    return tuple(_trace(_frozen(fn), args, kwargs, activations, loops, unit_axis).plan.sites)
 
 
 def with_stats(
@@ -134,6 +194,8 @@ def with_stats(
     exclude: Selector | None = None,
     activations: Collection[str] | None = None,
     moments: bool = True,
+    loops: str = "auto",
+    unit_axis: UnitAxis = None,
 ) -> Callable[..., tuple[Any, ModelStats]]:
     """Wraps ``fn`` to also return the per-unit statistics of this one call.
 
@@ -157,6 +219,8 @@ def with_stats(
         ``False`` keeps counts, firing and ``E|h|`` only, which is all :func:`diagnose` needs
         for dead, dormant, low-firing and always-active units, at one or two reductions per
         site (see :meth:`UnitStats.from_batch`).
+      loops: how sites inside ``scan`` loops are kept (see :func:`collect`).
+      unit_axis: which axis holds a site's units (see :func:`collect`).
 
     Returns:
       A function returning ``(output, ModelStats)``.
@@ -184,7 +248,13 @@ def with_stats(
                 return m(*a, **k), nnx.state(m)
 
             (out, new_state), stats = with_stats(
-                pure, sites=sites, exclude=exclude, activations=activations, moments=moments
+                pure,
+                sites=sites,
+                exclude=exclude,
+                activations=activations,
+                moments=moments,
+                loops=loops,
+                unit_axis=unit_axis,
             )(state, *args, **kwargs)
             old, new = jax.tree.leaves(state), jax.tree.leaves(new_state)
             if len(old) != len(new) or any(a is not b for a, b in zip(old, new, strict=False)):
@@ -194,12 +264,13 @@ def with_stats(
         return stateful
 
     def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, ModelStats]:
-        traced = _trace(fn, args, kwargs, activations)
+        traced = _trace(fn, args, kwargs, activations, loops, unit_axis)
         chosen = select(traced.plan.sites, sites, exclude)
-        obs = _StatsObserver([s.name for s in chosen], moments)
+        slots, keys = traced.observed(chosen)
+        obs = _StatsObserver(keys, moments)
         acc: dict[str, UnitStats] = {}
         outs = _capture.evaluate(traced.plan, traced.plan.consts, traced.dynamic, acc, obs)
-        stats = ModelStats((s.name, acc[s.name]) for s in chosen)
+        stats = ModelStats(_capture.views(slots, acc, {s.name for s in chosen}))
         return jax.tree.unflatten(traced.out_tree, outs), stats
 
     return wrapped
@@ -229,16 +300,23 @@ def collect(
     stacked: bool | None = None,
     init: ModelStats | None = None,
     moments: bool = True,
+    loops: str = "auto",
+    unit_axis: UnitAxis = None,
 ) -> ModelStats:
     """Per-unit statistics of every activation site of ``fn``, over all ``batches``.
 
     ``fn`` maps one batch (an array or a pytree of arrays) to anything: a plain function,
-    an NNX module (its state is snapshotted, never modified), or a Linen model bound to its
-    variables (``functools.partial(model.apply, variables)``). Sites are found automatically
-    (calls of relujax's activations, of jax.nn's ReLU family and of their Flax re-exports, and
+    an NNX module, or a Linen model bound to its variables
+    (``functools.partial(model.apply, variables)``). Sites are found automatically (calls of
+    relujax's activations, of jax.nn's ReLU family and of their Flax re-exports, and
     :func:`tag`-ged arrays; see :func:`find_sites`). ``fn`` is traced once; one jitted step
     runs the forward pass and reduces each selected site to :class:`UnitStats` (O(units)
     memory, never O(samples)), merged into a running carry.
+
+    An NNX module runs on a copy of its state that is carried from batch to batch, exactly
+    as successive direct calls would: RNG streams advance (each batch draws fresh dropout
+    masks and RReLU slopes), batch statistics update. The user's module itself is never
+    modified, so two calls of ``collect`` on the same module see the same random draws.
 
     ``batches`` is either
 
@@ -248,6 +326,23 @@ def collect(
     - a stacked array, or a ``Mapping`` of arrays, with a leading axis of batches (or any
       pytree with ``stacked=True``): the batches are scanned with ``lax.scan`` in one call.
       This form also works under ``jax.vmap`` over model parameters (K models at once).
+
+    **Units.** Every axis of a site but one is pooled; the remaining one holds the units
+    (:attr:`Site.unit_axis`). It is read from the operation that produced the
+    pre-activation: a convolution's output feature dimension (so channels-first
+    ``(N, C, H, W)`` convolutions have one unit per channel, like channels-last ones), the
+    last axis after a dense layer, followed through bias adds, broadcasts, transposes and
+    reshapes. Sites of rank <= 2 use the last axis. A site of rank >= 3 whose axis cannot be
+    read warns and uses the last axis; ``unit_axis`` sets it explicitly.
+
+    **Loops.** A ``scan`` has a static trip count. With ``loops="auto"`` a site inside a scan
+    whose carried value feeds it (a loop over layers: ``flax.linen.scan``, ``nnx.scan``,
+    ``lax.scan`` over stacked weights, a ``fori_loop`` with static bounds) gets one
+    statistic per iteration, as a site named with its iteration (``Net/layers[3]/relu_0``;
+    see :attr:`Site.name`), so a unit dead in layer 3 but alive in layer 7 is reported per
+    layer; a site fed only by the scanned inputs (a loop over data) pools its iterations.
+    ``"per_iteration"`` keeps every scan's iterations apart, ``"pooled"`` pools them all.
+    ``while`` loops (no static trip count) always pool.
 
     Statistics are a monoid: ``collect(fn, a).merge(collect(fn, b))`` equals
     ``collect(fn, a + b)``, and ``init=`` continues from earlier statistics (to resume an
@@ -266,6 +361,10 @@ def collect(
       moments: also moments, minimum and maximum (default); ``False`` keeps counts, firing
         and ``E|h|`` only, the cheapest pass that still supports :func:`diagnose`'s dead,
         dormant, low-firing and always-active findings (pre-activation mean/std become NaN).
+      loops: ``"auto"`` (default), ``"per_iteration"`` or ``"pooled"``, as described above.
+      unit_axis: the units' axis of chosen sites: a mapping from site name to axis
+        (``{"Net/conv_out/relu_0": 1}``; negative axes count from the end), or a callable
+        ``site -> axis or None`` (None keeps the inferred axis).
 
     Returns:
       A :class:`ModelStats`, ordered like the sites in ``fn``.
@@ -287,18 +386,38 @@ def collect(
       Array([0.5       , 0.33333334, 0.        ], dtype=float32)
       >>> stats["relu_0"].dead
       Array([False, False,  True], dtype=bool)
+
+      A loop over layers is reported per layer:
+
+      >>> ws = jnp.stack([jnp.eye(2), -jnp.eye(2), jnp.eye(2)])  # 3 layers of 2 units
+      >>> def net(x):
+      ...     return jax.lax.scan(lambda h, w: (jax.nn.relu(h @ w), None), x, ws)[0]
+      >>> stats = analysis.collect(net, jnp.ones((1, 4, 2)))
+      >>> list(stats), stats["relu_0[1]"].dead
+      (['relu_0[0]', 'relu_0[1]', 'relu_0[2]'], Array([ True,  True], dtype=bool))
     """
-    fn = _frozen(fn)
+    options = _Options(sites, exclude, activations, init, moments, _loops(loops), unit_axis)
+    threaded = _threaded(fn)
     if stacked is None:
         stacked = isinstance(batches, (jax.Array, np.ndarray, Mapping))
     if stacked:
-        return _collect_stacked(fn, batches, sites, exclude, activations, init, moments)
+        return _collect_stacked(fn, threaded, batches, options)
     if isinstance(batches, (str, bytes)) or not isinstance(batches, Iterable):
         raise TypeError(
             "batches must be an iterable of batches or a stacked array/pytree with a leading "
             f"batch axis; got {type(batches).__name__}."
         )
-    return _collect_iterable(fn, batches, sites, exclude, activations, init, moments)
+    return _collect_iterable(fn, threaded, batches, options)
+
+
+class _Options(NamedTuple):
+    sites: Selector | None
+    exclude: Selector | None
+    activations: Collection[str] | None
+    init: ModelStats | None
+    moments: bool
+    loops: str
+    unit_axis: UnitAxis
 
 
 _STEPS: collections.OrderedDict[Any, Callable[..., Any]] = collections.OrderedDict()
@@ -318,11 +437,22 @@ def _cached(key: Any, make: Callable[[], Callable[..., Any]]) -> Callable[..., A
     return fn
 
 
-def _prepare(fn, spec_batch, sites, exclude, activations, init, moments):
-    """Traces ``fn``; returns (consts, initial carry, cache key, step)."""
-    traced = _trace(fn, (spec_batch,), {}, activations)
-    chosen = select(traced.plan.sites, sites, exclude)
+def _prepare(fn, threaded: _Threaded | None, spec_batch, o: _Options):
+    """Traces ``fn``; returns (consts, initial stats, initial state, cache key, step).
+
+    ``step(consts, stats, state, batch_leaves) -> (stats, state)``; ``state`` is the NNX
+    module's array state (``[]`` for a plain function).
+    """
+    if threaded is None:
+        traced = _trace(fn, (spec_batch,), {}, o.activations, o.loops, o.unit_axis)
+        state: list[Any] = []
+    else:
+        state = threaded.state
+        traced = _trace(threaded.pure, (state, spec_batch), {}, o.activations, o.loops, o.unit_axis)
+    chosen = select(traced.plan.sites, o.sites, o.exclude)
+    slots, keys = traced.observed(chosen)
     names = [s.name for s in chosen]
+    init = o.init
     if init is None:
         carry = ModelStats((s.name, UnitStats.empty(s.units)) for s in chosen)
     else:
@@ -339,20 +469,26 @@ def _prepare(fn, spec_batch, sites, exclude, activations, init, moments):
     consts = [jnp.asarray(c) if isinstance(c, np.ndarray) else c for c in traced.plan.consts]
     # The step must not keep the model's parameters alive in the cache: they are arguments.
     plan = dataclasses.replace(traced.plan, consts=[])
-    obs = _StatsObserver(names, moments)
+    obs = _StatsObserver(keys, o.moments)
     # The printed jaxpr holds every primitive, parameter, literal and input type; with the
-    # site names it identifies the step (consts enter as arguments, never as constants).
-    key = (str(plan.jaxpr), tuple((s.name, s.shape) for s in chosen), moments)
+    # site names, unit axes and loop layout it identifies the step (consts enter as
+    # arguments, never as constants).
+    layout = tuple((s.key.name, s.axis, s.stack) for s in slots)
+    key = (str(plan.jaxpr), tuple((s.name, s.shape) for s in chosen), layout, o.moments)
+    wanted = set(names)
+    n_state = len(state)
 
-    def step(consts, carry, leaves):
+    def step(consts, stats, state, leaves):
         acc: dict[str, UnitStats] = {}
-        _capture.evaluate(plan, consts, leaves, acc, obs)
-        return carry.merge(ModelStats((n, acc[n]) for n in names))
+        outs = _capture.evaluate(plan, consts, [*state, *leaves], acc, obs)
+        if n_state:
+            _, state = jax.tree.unflatten(traced.out_tree, outs)
+        return stats.merge(ModelStats(_capture.views(slots, acc, wanted))), state
 
-    return consts, carry, key, step
+    return consts, carry, state, key, step
 
 
-def _collect_iterable(fn, batches, sites, exclude, activations, init, moments) -> ModelStats:
+def _collect_iterable(fn, threaded, batches, o: _Options) -> ModelStats:
     iterator = iter(batches)
     try:
         first = next(iterator)
@@ -360,11 +496,11 @@ def _collect_iterable(fn, batches, sites, exclude, activations, init, moments) -
         raise ValueError("collect: batches is empty; give at least one batch.") from None
     treedef, sig = _signature(first)
     spec = jax.tree.unflatten(treedef, [_spec(s) for s in sig])
-    consts, carry, key, step = _prepare(fn, spec, sites, exclude, activations, init, moments)
+    consts, carry, state, key, step = _prepare(fn, threaded, spec, o)
     jit_step = _cached(("loop", *key), lambda: jax.jit(step, donate_argnums=(1,)))
     # Fresh buffers: the carry is donated, and empty() / a user's init may share arrays.
     carry = jax.tree.map(lambda a: jnp.array(a, copy=True), carry)
-    carry = jit_step(consts, carry, jax.tree.leaves(first))
+    carry, state = jit_step(consts, carry, state, jax.tree.leaves(first))
     for index, batch in enumerate(iterator, start=1):
         treedef_i, sig_i = _signature(batch)
         if treedef_i != treedef or sig_i != sig:
@@ -373,11 +509,11 @@ def _collect_iterable(fn, batches, sites, exclude, activations, init, moments) -
                 f"but batch 0 has {treedef} and {sig}. All batches must match (drop or pad "
                 "the last, smaller batch)."
             )
-        carry = jit_step(consts, carry, jax.tree.leaves(batch))
+        carry, state = jit_step(consts, carry, state, jax.tree.leaves(batch))
     return carry
 
 
-def _collect_stacked(fn, batches, sites, exclude, activations, init, moments) -> ModelStats:
+def _collect_stacked(fn, threaded, batches, o: _Options) -> ModelStats:
     leaves, treedef = jax.tree.flatten(batches)
     if not leaves:
         raise ValueError("collect: batches has no arrays.")
@@ -392,16 +528,16 @@ def _collect_stacked(fn, batches, sites, exclude, activations, init, moments) ->
         raise ValueError("collect: batches is empty (leading axis of size 0).")
     _, sig = _signature(batches)
     spec = jax.tree.unflatten(treedef, [_spec((s[1:], d)) for s, d in sig])
-    consts, carry, key, step = _prepare(fn, spec, sites, exclude, activations, init, moments)
+    consts, carry, state, key, step = _prepare(fn, threaded, spec, o)
 
     def make():
         @jax.jit
-        def scan_all(consts, carry, leaves):
-            return lax.scan(lambda c, b: (step(consts, c, b), None), carry, leaves)[0]
+        def scan_all(consts, carry, state, leaves):
+            return lax.scan(lambda c, b: (step(consts, *c, b), None), (carry, state), leaves)[0]
 
         return scan_all
 
-    return _cached(("scan", *key), make)(consts, carry, leaves)
+    return _cached(("scan", *key), make)(consts, carry, state, leaves)[0]
 
 
 def features(
@@ -412,6 +548,7 @@ def features(
     exclude: Selector | None = None,
     activations: Collection[str] | None = None,
     max_rows: int | None = None,
+    unit_axis: UnitAxis = None,
 ) -> dict[str, Array]:
     """The feature matrix of every site on one batch: outputs as ``(rows, units)``.
 
@@ -427,6 +564,7 @@ def features(
       exclude: sites to leave out.
       activations: ``jit`` names treated as activations.
       max_rows: keep at most this many rows per site.
+      unit_axis: which axis holds a site's units (see :func:`collect`).
 
     Returns:
       A dict (in call order) from site name to a float32 array ``(rows, units)``.
@@ -438,15 +576,16 @@ def features(
       {'relu_0': Array([[0., 2.],
              [3., 0.]], dtype=float32)}
     """
-    if max_rows is not None and (not isinstance(max_rows, int) or max_rows < 1):
-        raise ValueError(f"max_rows must be a positive int or None, got {max_rows!r}.")
+    if max_rows is not None:
+        _validation.integer("features: max_rows", max_rows, minimum=1)
     fn = _frozen(fn)
-    traced = _trace(fn, (batch,), {}, activations)
+    traced = _trace(fn, (batch,), {}, activations, "pooled", unit_axis)
     outside = [s for s in traced.plan.sites if not s.in_loop]
     if not outside:
         raise ValueError("features: every site is inside a scan/while loop.")
     chosen = select(outside, sites, exclude)
-    obs = _FeatureObserver([s.name for s in chosen], max_rows)
+    _, keys = traced.observed(chosen)
+    obs = _FeatureObserver(keys, max_rows)
     plan = traced.plan
 
     @jax.jit

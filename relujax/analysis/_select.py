@@ -34,6 +34,8 @@ def _patterns(selector: Selector, param: str) -> list[str | re.Pattern[str]]:
 def _matches(pattern: str | re.Pattern[str], name: str) -> bool:
     if isinstance(pattern, re.Pattern):
         return pattern.search(name) is not None
+    if pattern == name:  # names of per-iteration sites hold brackets: "layers[3]/relu_0"
+        return True
     if _GLOB & set(pattern):
         return fnmatch.fnmatchcase(name, pattern)
     return name == pattern
@@ -41,15 +43,17 @@ def _matches(pattern: str | re.Pattern[str], name: str) -> bool:
 
 def _check_known(patterns: list, names: list[str], param: str) -> None:
     for pattern in patterns:
-        if isinstance(pattern, str) and not (_GLOB & set(pattern)) and pattern not in names:
+        plain = isinstance(pattern, str) and not (_GLOB & set(pattern))
+        if plain and pattern not in names:
             raise ValueError(f"{param}: no site named {pattern!r}; the sites are {names}.")
 
 
 def select(sites: Sequence[Site], include: Selector | None, exclude: Selector | None) -> list[Site]:
     """The sites matching ``include`` (all when None) and not matching ``exclude``.
 
-    Plain names must exist (a typo is an error); globs use :func:`fnmatch.fnmatchcase`;
-    compiled regular expressions match with ``search``.
+    Plain names must exist (a typo is an error); a string equal to a site's name selects it
+    (even with brackets, as in ``"layers[3]/relu_0"``); other strings with ``*?[`` are globs
+    (:func:`fnmatch.fnmatchcase`); compiled regular expressions match with ``search``.
 
     Raises:
       ValueError: for an unknown plain name, or when nothing is left.

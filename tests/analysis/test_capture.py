@@ -248,25 +248,33 @@ def _control_flow(x):
 
 def test_sites_inside_control_flow():
     sites = analysis.find_sites(_control_flow, X)
-    assert [(s.name, s.in_loop) for s in sites] == [
-        ("relu_0", True),
-        ("elu_0", True),
-        ("relu6_0", True),
-        ("silu_0", False),  # cond branch 0 (the false branch, taken)
-        ("relu_1", False),  # cond branch 1 (not taken)
-        ("relu_2", False),  # checkpoint
-        ("softplus_0", False),  # nested jit
+    assert [(s.name, s.in_loop, s.iteration) for s in sites] == [
+        ("relu_0", True, ()),  # scan over rows: fed by xs only, pooled
+        ("elu_0", True, ()),
+        ("relu6_0[0]", True, (0,)),  # fori_loop: the carry feeds it, one per iteration
+        ("relu6_0[1]", True, (1,)),
+        ("relu6_0[2]", True, (2,)),
+        ("silu_0", False, ()),  # cond branch 0 (the false branch, taken)
+        ("relu_1", False, ()),  # cond branch 1 (not taken)
+        ("relu_2", False, ()),  # checkpoint
+        ("softplus_0", False, ()),  # nested jit
     ]
     out, stats = jax.jit(analysis.with_stats(_control_flow))(X)
     chex.assert_trees_all_close(out, _control_flow(X), rtol=1e-6)
     # scan: pooled over the 6 iterations == one pass over the rows
     chex.assert_trees_all_close(stats["relu_0"], _manual(X, jax.nn.relu), rtol=1e-5, atol=1e-6)
     chex.assert_trees_all_close(stats["elu_0"], _manual(X, jax.nn.elu), rtol=1e-5, atol=1e-6)
-    # fori_loop (while): 3 iterations pooled
+    # fori_loop: one statistic per iteration
     h1 = jax.nn.relu6(X) - 1.0
     h2 = jax.nn.relu6(h1) - 1.0
-    pooled = _manual(jnp.concatenate([X, h1, h2]), jax.nn.relu6)
-    chex.assert_trees_all_close(stats["relu6_0"], pooled, rtol=1e-5, atol=1e-5)
+    for k, h in enumerate([X, h1, h2]):
+        chex.assert_trees_all_close(
+            stats[f"relu6_0[{k}]"], _manual(h, jax.nn.relu6), rtol=1e-5, atol=1e-5
+        )
+    # ... or pooled over its 3 iterations on request
+    _, pooled = jax.jit(analysis.with_stats(_control_flow, loops="pooled", sites="relu6*"))(X)
+    want = _manual(jnp.concatenate([X, h1, h2]), jax.nn.relu6)
+    chex.assert_trees_all_close(pooled["relu6_0"], want, rtol=1e-5, atol=1e-5)
     # cond: only the branch taken sees samples
     np.testing.assert_array_equal(stats["relu_1"].count.to_numpy(), [0] * 4)
     np.testing.assert_array_equal(stats["silu_0"].count.to_numpy(), [6] * 4)

@@ -1,0 +1,139 @@
+"""Which axis of an activation holds the units: read from the operation that produced it.
+
+A site's units are its feature axis: the output features of a dense layer, the channels of a
+convolution. Channels-last code (Flax, Keras) puts them last; channels-first code (PyTorch
+style, Equinox's ``Conv2d`` under ``vmap``) puts them at axis 1. The axis is read backwards
+from the pre-activation through the equations that produced it, within one jaxpr:
+
+- ``conv_general_dilated``: the output spec's feature dimension (``dimension_numbers``);
+- ``dot_general`` with free dimensions on its right operand: the last axis (``x @ W``);
+- ``broadcast_in_dim`` of an operand with a single non-trivial axis (a bias ``(C,)`` or
+  ``(C, 1, 1)``): where ``broadcast_dimensions`` puts that axis;
+- ``transpose``, ``squeeze`` and ``reshape`` (when the axis survives with its size and
+  position in the flattened order), followed through;
+- elementwise equations (bias adds, scalings, normalizations, type conversions, ``jit``
+  bodies' outputs are entered): every operand of the output's shape is followed, and the
+  answers must agree.
+
+Anything else gives no answer. Sites of rank <= 2 use the last axis by convention, so only a
+site of rank >= 3 without an answer is ambiguous (the caller warns there).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from jax.extend import core as jcore
+
+P = jcore.primitives
+
+_MAX_DEPTH = 24
+
+
+def _shape(atom: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in getattr(atom.aval, "shape", ()))
+
+
+def producers(jaxpr: Any) -> dict[Any, tuple[Any, int]]:
+    """Var -> (equation, output index) for every equation output of ``jaxpr``."""
+    out = {}
+    for eqn in jaxpr.eqns:
+        for k, v in enumerate(eqn.outvars):
+            out[v] = (eqn, k)
+    return out
+
+
+def _reshape_axis(src: tuple[int, ...], dst: tuple[int, ...], axis: int) -> int | None:
+    before = math.prod(src[:axis])
+    size = src[axis]
+    acc = 1
+    for k, d in enumerate(dst):
+        if acc == before and d == size:
+            return k
+        acc *= d
+    return None
+
+
+# Call-like primitives whose single body takes the equation's operands in order.
+_CALLS = {
+    P.jit_p: "jaxpr",
+    P.closed_call_p: "call_jaxpr",
+    P.remat_p: "jaxpr",
+    P.custom_jvp_call_p: "call_jaxpr",
+    P.custom_vjp_call_p: "call_jaxpr",
+}
+
+
+class _Env:
+    """A jaxpr's producers, and for a call body, where its inputs come from outside."""
+
+    def __init__(self, jaxpr: Any, outer: tuple[list[Any], _Env] | None = None):
+        self.made_by = producers(jaxpr)
+        self.inputs = dict(zip(jaxpr.invars, outer[0], strict=False)) if outer else {}
+        self.outer = outer[1] if outer else None
+
+
+def feature_axis(atom: Any, jaxpr: Any) -> int | None:
+    """The units' axis of ``atom`` (a var of ``jaxpr``) as a non-negative index, or None."""
+    return _axis(atom, _Env(jaxpr), 0)
+
+
+def _agree(answers: list[int | None]) -> int | None:
+    known = {a for a in answers if a is not None}
+    return known.pop() if len(known) == 1 else None
+
+
+def _axis(atom: Any, env: _Env, depth: int) -> int | None:
+    if isinstance(atom, jcore.Literal) or depth > _MAX_DEPTH:
+        return None
+    if atom in env.inputs:
+        return _axis(env.inputs[atom], env.outer, depth + 1)
+    if atom not in env.made_by:
+        return None
+    eqn, k = env.made_by[atom]
+    p, params = eqn.primitive, eqn.params
+    shape = _shape(atom)
+    follow = lambda v: _axis(v, env, depth + 1)
+    if p is P.conv_general_dilated_p:
+        return int(params["dimension_numbers"].out_spec[1])
+    if p is P.dot_general_p:
+        contract, batch = params["dimension_numbers"]
+        rhs_free = eqn.invars[1].aval.ndim - len(contract[1]) - len(batch[1])
+        return len(shape) - 1 if rhs_free > 0 else None
+    if p is P.broadcast_in_dim_p:
+        src = _shape(eqn.invars[0])
+        wide = [a for a, d in enumerate(src) if d > 1]
+        if len(wide) == 1:
+            return int(params["broadcast_dimensions"][wide[0]])
+        inner = follow(eqn.invars[0]) if src else None
+        return int(params["broadcast_dimensions"][inner]) if inner is not None else None
+    if p is P.transpose_p:
+        inner = follow(eqn.invars[0])
+        return list(params["permutation"]).index(inner) if inner is not None else None
+    if p is P.squeeze_p:
+        inner = follow(eqn.invars[0])
+        dropped = {int(d) % max(len(_shape(eqn.invars[0])), 1) for d in params["dimensions"]}
+        if inner is None or inner in dropped:
+            return None
+        return inner - sum(d < inner for d in dropped)
+    if p is P.reshape_p:
+        inner = follow(eqn.invars[0])
+        return None if inner is None else _reshape_axis(_shape(eqn.invars[0]), shape, inner)
+    if p in _CALLS and _CALLS[p] in params:
+        sub = params[_CALLS[p]]
+        sub = sub.jaxpr if isinstance(sub, jcore.ClosedJaxpr) else sub
+        if len(sub.invars) != len(eqn.invars) or k >= len(sub.outvars):
+            return None
+        return _axis(sub.outvars[k], _Env(sub, (list(eqn.invars), env)), depth + 1)
+    if p.multiple_results or len(eqn.outvars) != 1:
+        return None
+    # Elementwise: operands of the output's rank whose axes match it or are 1 (broadcast).
+    same = [
+        v
+        for v in eqn.invars
+        if not isinstance(v, jcore.Literal)
+        and len(_shape(v)) == len(shape)
+        and all(a in (b, 1) for a, b in zip(_shape(v), shape, strict=True))
+    ]
+    return _agree([follow(v) for v in same]) if same else None
