@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -12,6 +13,7 @@ from jax.typing import ArrayLike
 
 from relujax import _validation, analysis
 from relujax.remedies._layout import Layer, Layout, Path, leaf_paths
+from relujax.remedies._opt_state import adam_reset_option
 from relujax.remedies._recycle import _rows, _unit_axis_mask, recycle
 
 #: The unit utilities of :func:`continual_backprop`.
@@ -238,8 +240,40 @@ def continual_backprop(
         raise ValueError(f"continual_backprop: decay must be in [0, 1), got {decay!r}.")
     _validation.number_array("continual_backprop: maturity", maturity, minimum=0.0)
     key = _validation.key("continual_backprop: key", key)
-    units = layout.units(params)
     acts = _per_layer(activations, layout)
+    # One compiled program per (layout, shapes, options), as for recycle: eager calls do not
+    # dispatch op by op, and inside an outer jit this inlines.
+    return _continual_backprop_jit(
+        params,
+        acts,
+        key,
+        state,
+        opt_state,
+        replacement_rate,
+        decay,
+        maturity,
+        layout=layout,
+        utility=utility,
+        adam_reset=adam_reset_option("continual_backprop", adam_reset),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("layout", "utility", "adam_reset"))
+def _continual_backprop_jit(
+    params: Any,
+    acts: list[Any],
+    key: Array,
+    state: CBPState,
+    opt_state: Any,
+    replacement_rate: Array,
+    decay: Array,
+    maturity: Array,
+    *,
+    layout: Layout,
+    utility: str,
+    adam_reset: str,
+) -> CBPStep:
+    units = layout.units(params)
     leaves = dict(zip(leaf_paths(params), jax.tree.leaves(params), strict=True))
 
     utilities, means, ages, pending, masks = [], [], [], [], []

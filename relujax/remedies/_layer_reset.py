@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -81,9 +82,25 @@ def reset_layers(
         raise TypeError(
             f"reset_layers: layers must be a non-empty sequence of subtree paths, got {layers!r}."
         )
-    paths = [as_path(p, name="reset_layers: layers") for p in layers]
+    paths = tuple(as_path(p, name="reset_layers: layers") for p in layers)
+    return _reset_layers_jit(
+        params, key, opt_state, when, init=init, layers=paths, adam_reset=adam_reset
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("init", "layers", "adam_reset"))
+def _reset_layers_jit(
+    params: Any,
+    key: Array,
+    opt_state: Any,
+    when: Array,
+    *,
+    init: Callable[[Array], Any],
+    layers: tuple[Path, ...],
+    adam_reset: str,
+) -> tuple[Any, Any]:
     params = jax.tree.map(jnp.asarray, params)
-    chosen = _selected(params, paths)
+    chosen = _selected(params, layers)
 
     def apply(p: Any, state: Any, k: Array) -> tuple[Any, Any]:
         fresh = init(k)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -64,6 +65,19 @@ def shrink_perturb(
             f"shrink_perturb: noise must be a function of a key or None, got {noise!r}."
         )
 
+    return _shrink_perturb_jit(params, key, shrink, sigma, when, noise=noise)
+
+
+@functools.partial(jax.jit, static_argnames="noise")
+def _shrink_perturb_jit(
+    params: Any,
+    key: Array,
+    shrink: Array,
+    sigma: Array,
+    when: Array,
+    *,
+    noise: Callable[[Array], Any] | None,
+) -> Any:
     def draw(k: Array) -> Any:
         if noise is not None:
             return noise(k)
