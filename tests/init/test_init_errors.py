@@ -76,9 +76,10 @@ def test_legacy_and_typed_keys_give_equal_results(name):
 
 
 def test_legacy_key_tracers_under_jit():
-    # One program for every initializer (compiling is the cost); compared with jit on both
-    # sides, as fusion may round differently from eager.
-    f = jax.jit(lambda k: {name: init(k, SHAPE) for name, init in EVERY.items()})
+    # One program for the three code paths (variance scaling, QR, RAI's own draw); compared
+    # with jit on both sides, as fusion may round differently from eager.
+    names = ("he_normal", "orthogonal", "rai")
+    f = jax.jit(lambda k: {name: EVERY[name](k, SHAPE) for name in names})
     chex.assert_trees_all_equal(f(jax.random.PRNGKey(7)), f(jax.random.key(7)))
 
 
