@@ -20,7 +20,8 @@ def due(step: ArrayLike, every: ArrayLike) -> Array:
 
     Args:
       step: the number of updates made so far (int).
-      every: the period :math:`N` (int); 0 disables the remedy.
+      every: the period :math:`N` (an int; a float, e.g. a traced per-configuration
+        hyperparameter, is truncated to one); 0 disables the remedy.
 
     Returns:
       A boolean array (the broadcast shape of ``step`` and ``every``).
@@ -34,4 +35,8 @@ def due(step: ArrayLike, every: ArrayLike) -> Array:
     _validation.number_array("due: every", every)
     _validation.number_array("due: step", step, minimum=0)
     step, every = jnp.asarray(step), jnp.asarray(every)
+    # A period given as a float (a vmapped per-configuration hyperparameter) counts whole
+    # steps; so does a float step.
+    step = step if jnp.issubdtype(step.dtype, jnp.integer) else step.astype(jnp.int32)
+    every = every if jnp.issubdtype(every.dtype, jnp.integer) else every.astype(jnp.int32)
     return (every > 0) & (step > 0) & (step % jnp.maximum(every, 1) == 0)

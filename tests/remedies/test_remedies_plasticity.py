@@ -52,6 +52,10 @@ def test_due_table():
     chex.assert_trees_all_equal(remedies.due(steps, 3), jnp.array([0, 0, 0, 1, 0, 0, 1, 0], bool))
     chex.assert_trees_all_equal(remedies.due(steps, 0), jnp.zeros(8, bool))
     chex.assert_trees_all_equal(remedies.due(4, jnp.array([1, 2, 3])), jnp.array([1, 1, 0], bool))
+    # A float period (a sweep's per-configuration hyperparameter), traced.
+    chex.assert_trees_all_equal(
+        jax.jit(remedies.due)(steps, jnp.float32(3.0)), remedies.due(steps, 3)
+    )
 
 
 # --------------------------------------------------------------------------------------------

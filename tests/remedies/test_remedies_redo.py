@@ -519,7 +519,7 @@ def test_errors():
         remedies.sequential(["a", "b"], flatten="nchw")
     with pytest.raises(ValueError, match="at least two layers"):
         remedies.sequential(["a"])
-    with pytest.raises(ValueError, match="(?i)unknown initializer"):
+    with pytest.raises(ValueError, match=r"(?i)unknown initializer"):
         remedies.sequential(["a", "b"], kernel_init="he_norml")
     with pytest.raises(ValueError, match="tau must be >= 0"):
         remedies.dormant_units(jnp.ones(2), tau=-0.1)
