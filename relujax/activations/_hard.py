@@ -141,8 +141,8 @@ def hard_swish(x: ArrayLike) -> Array:
 
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
-      >>> relujax.hard_swish(jnp.array([-4.0, -1.0, 1.0, 4.0]))
-      Array([-0.        , -0.33333334,  0.6666667 ,  4.        ], dtype=float32)
+      >>> relujax.hard_swish(jnp.array([-1.5, -1.0, 1.0, 4.0]))  # the minimum at -1.5
+      Array([-0.375     , -0.33333334,  0.6666667 ,  4.        ], dtype=float32)
       >>> jax.vmap(jax.grad(relujax.hard_swish))(jnp.array([-3.0, 0.0, 3.0]))
       Array([0. , 0.5, 1. ], dtype=float32)
     """
