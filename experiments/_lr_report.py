@@ -231,12 +231,22 @@ def readme_block(summary: dict[str, Any]) -> str:
     """The README's generated block: what was run, the table and the claims."""
     sz = summary["sizes"]
     n_seeds, n_sched = len(sz["seeds"]), len(sz["schedules"])
+    k = n_sched * len(sz["peak_lrs"]) * len(sz["activations"]) * n_seeds
+    data = " and ".join(d["label"] for d in summary["datasets"].values())
+    wall = summary.get("wall_seconds", float("nan"))
+    load = summary.get("load_average")
+    machine = f", load average {load:.1f} at the end" if load is not None else ""
     return "\n\n".join(
         [
+            f"The default run trains {k} MLPs per data set ({data}; hidden layers "
+            f"{'-'.join(map(str, sz['hidden']))}) with Adam for {sz['steps']} steps, batch "
+            f"{sz['batch_size']}: schedules {', '.join(sz['schedules'])} x peak LR "
+            f"{', '.join(f'{v:g}' for v in sz['peak_lrs'])} x {', '.join(sz['activations'])} "
+            f"x {n_seeds} seeds (`--full`: more schedules, peak LRs, seeds, wider and longer). "
+            f"Wall time of the run behind these numbers: {wall:.0f} s on a 2-core CPU{machine}.",
             f"Fractions of all hidden units dead (never positive on the probe set) at step "
             f"{sz['steps']}: mean over {n_seeds} seeds of each seed's mean over the {n_sched} "
-            f"schedules, [95% t-interval over seeds]. Run time of this run: "
-            f"{summary.get('wall_seconds', float('nan')):.0f} s.",
+            "schedules [95% t-interval over seeds].",
             table_markdown(summary),
             "Claims: a claim holds where the 95% interval of the per-seed difference excludes "
             "zero on the claimed side.",

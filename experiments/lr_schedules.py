@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import time
@@ -151,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     results = _train(args, scale)
     summary = _lr_report.summarize(results, dataclasses.asdict(scale), args.scale)
     summary["wall_seconds"] = round(time.time() - started, 1)
+    summary["load_average"] = round(os.getloadavg()[0], 1)  # was the CPU shared?
     summary["command"] = " ".join(
         [f"python -m experiments.{NAME}", *(sys.argv[1:] if argv is None else argv)]
     )

@@ -112,6 +112,9 @@ def _summary() -> dict:
             "peak_lrs": [0.001, 0.1],
             "seeds": [0, 1],
             "schedules": ["constant"],
+            "activations": ["relu"],
+            "hidden": [8, 8],
+            "batch_size": 4,
             "steps": 10,
         },
         "datasets": {"mnist1d": {"label": "MNIST-1D", "table": [{"activation": "relu", **row}]}},
@@ -137,6 +140,7 @@ def test_render_rewrites_only_generated_blocks():
     assert new.startswith("intro\n<!-- generated:lr_schedules -->\n")
     assert new.endswith("<!-- /generated:lr_schedules -->\nend\n")
     assert "old numbers" not in new
+    assert "The default run trains 4 MLPs per data set (MNIST-1D; hidden layers 8-8)" in new
     assert (
         "| MNIST-1D | relu | 25.0% [12.5, 37.5] | 25.0% [12.5, 37.5] | 0.250 [0.125, 0.375] |"
         in new
