@@ -47,19 +47,19 @@ def _draw(
     """
     fan_out, n = shape[-1], fan_in + 1
     compute = jnp.promote_types(dtype, jnp.float32)
-    key, k_beta = jax.random.split(key) if general else (key, None)
-    u = jax.random.uniform(key, (fan_out, n + 2), compute)
+    k_uniform, k_beta = jax.random.split(key) if general else (key, key)
+    u = jax.random.uniform(k_uniform, (fan_out, n + 2), compute)
     lowest = jnp.nextafter(jnp.asarray(-1.0, compute), jnp.asarray(0.0, compute))
     z = jnp.sqrt(jnp.asarray(2.0, compute)) * jax.lax.erf_inv(
         jnp.maximum(2.0 * u[:, :n] - 1.0, lowest)
     )
     idx = jnp.minimum(jnp.floor(u[:, n : n + 1] * n), n - 1).astype(jnp.int32)
-    a, b = jnp.asarray(a, compute), jnp.asarray(b, compute)
+    a_, b_ = jnp.asarray(a, compute), jnp.asarray(b, compute)
     if general:
-        asym = jax.random.beta(k_beta, a, b, (fan_out, 1), compute)
+        asym = jax.random.beta(k_beta, a_, b_, (fan_out, 1), compute)
     else:
         w = u[:, n + 1 :]
-        asym = jnp.where(b == 1.0, w ** (1.0 / a), 1.0 - w ** (1.0 / b))
+        asym = jnp.where(b_ == 1.0, w ** (1.0 / a_), 1.0 - w ** (1.0 / b_))
     v = z * (jnp.asarray(sigma, compute) / math.sqrt(fan_in)).astype(compute)
     v = jnp.where(jnp.arange(n)[None, :] == idx, asym, v)
     kernel = v[:, :fan_in].T.reshape(shape).astype(dtype)

@@ -52,14 +52,19 @@ def _scaling(
     dtype: DTypeLike | None,
 ) -> Initializer:
     _validation.choice(f"{fn}: distribution", distribution, _DISTRIBUTIONS)
-    axes = {
-        "in_axis": _axes(f"{fn}: in_axis", in_axis),
-        "out_axis": _axes(f"{fn}: out_axis", out_axis),
-        "batch_axis": _axes(f"{fn}: batch_axis", batch_axis),
-    }
-    inner = jinit.variance_scaling(scale, mode, distribution, **axes)  # type: ignore[arg-type]
+    ins = _axes(f"{fn}: in_axis", in_axis)
+    outs = _axes(f"{fn}: out_axis", out_axis)
+    batch = _axes(f"{fn}: batch_axis", batch_axis)
+    inner = jinit.variance_scaling(
+        scale,
+        mode,  # type: ignore[arg-type]
+        distribution,  # type: ignore[arg-type]
+        in_axis=ins,
+        out_axis=outs,
+        batch_axis=batch,
+    )
     return _checks.initializer(
-        fn, inner, dtype, check_fans=lambda dims: _checks.fans(fn, dims, **axes)
+        fn, inner, dtype, check_fans=lambda dims: _checks.fans(fn, dims, ins, outs, batch)
     )
 
 

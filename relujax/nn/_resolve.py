@@ -62,5 +62,5 @@ def kernel_and_bias_init(
                 "kernel_init draws the kernel and the bias jointly (a PairedInitializer such "
                 f"as 'rai'), so bias_init must be None; got bias_init={bias_init!r}."
             )
-        return k, None
+        return k, None  # type: ignore[return-value]  # a PairedInitializer is callable too
     return k, initializer("zeros" if bias_init is None else bias_init, name="bias_init")
