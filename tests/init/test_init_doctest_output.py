@@ -1,23 +1,21 @@
 """Doctest output of relujax.init / nn / linen does not depend on the CPU.
 
 The orthogonal doctest once printed ``jnp.round(w.T @ w, 5)``: the off-diagonal zeros came
-out as ``0.`` or ``-0.`` depending on the CPU's rounding of the last bit. No expected output
-may show a signed zero, and no example may print a rounded array: print ``allclose``
-booleans or rounded scalars instead.
+out as ``0.`` or ``-0.`` depending on the CPU's rounding of the last bit. No example of these
+packages may print a rounded array (whose near-zero entries carry such signs): print
+``allclose`` booleans or rounded scalars instead. (``tests/test_portable_outputs.py`` checks
+that no output of relujax shows a negative zero.)
 """
 
 import doctest
 import importlib
 import pkgutil
-import re
 
 import pytest
 
 import relujax
 
 PACKAGES = ("relujax.init", "relujax.nn", "relujax.linen")
-# A negative zero as NumPy/JAX print it: "-0." or "-0.000", not followed by another digit.
-SIGNED_ZERO = re.compile(r"-0\.0*(?![0-9])")
 
 
 def _examples():
@@ -43,7 +41,6 @@ def test_there_are_examples_to_check():
 
 
 @pytest.mark.parametrize(("name", "example"), EXAMPLES, ids=[n for n, _ in EXAMPLES])
-def test_no_signed_zero_and_no_rounded_array_output(name, example):
-    assert not SIGNED_ZERO.search(example.want), f"{name}: {example.want!r}"
+def test_no_rounded_array_output(name, example):
     rounds_an_array = "round(" in example.source and example.want.lstrip().startswith("Array(")
     assert not rounds_an_array, f"{name}: {example.source!r}"

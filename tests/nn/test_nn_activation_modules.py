@@ -71,6 +71,30 @@ def test_prelu_slope_gradient_is_analytic():
     chex.assert_trees_all_close(jax.vmap(layer)(X), layer(X))
 
 
+def test_prelu_modules_with_negative_learned_slopes():
+    # Slopes go negative in training (issue 11): the modules' gradients, in NNX and Linen,
+    # equal those of an independent jnp.where PReLU for every slope sign.
+    from relujax import linen as rl
+
+    slopes = jnp.array([-0.5, 0.25, -1.5, 0.0])
+
+    def reference(x, a):
+        return jnp.where(x > 0, x, a[None] * x)
+
+    def loss(y):
+        return jnp.sum(jnp.sin(y))
+
+    ref_gx, ref_ga = jax.grad(lambda x, a: loss(reference(x, a)), argnums=(0, 1))(X, slopes)
+    layer = rnn.PReLU(4)
+    layer.slope[...] = slopes
+    chex.assert_trees_all_close(nnx.grad(lambda m: loss(m(X)))(layer).slope[...], ref_ga)
+    chex.assert_trees_all_close(jax.grad(lambda x: loss(layer(x)))(X), ref_gx)
+    variables = {"params": {"slope": slopes}}
+    linen = rl.PReLU(4)
+    g = jax.grad(lambda v, x: loss(linen.apply(v, x)), argnums=(0, 1))(variables, X)
+    chex.assert_trees_all_close(g, ({"params": {"slope": ref_ga}}, ref_gx))
+
+
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
 def test_prelu_dtypes(dtype):
     out = rnn.PReLU(4)(X.astype(dtype))
