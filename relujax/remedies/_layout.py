@@ -11,6 +11,7 @@ from typing import Any
 import jax
 from jax.tree_util import DictKey, FlattenedIndexKey, GetAttrKey, SequenceKey
 
+from relujax import _validation
 from relujax import init as _init
 
 #: How a flattened axis of ``units * r`` rows maps a row to its unit (``r`` positions).
@@ -129,13 +130,8 @@ class Layer:
             self, "outgoing", tuple(as_path(p, name="outgoing") for p in self.outgoing)
         )
         _initializer(self.kernel_init)  # an unknown name fails here, not when recycling
-        if self.flatten not in FLATTEN_ORDERS:
-            raise ValueError(
-                f"flatten must be one of {', '.join(map(repr, FLATTEN_ORDERS))}; "
-                f"got {self.flatten!r}."
-            )
-        if not isinstance(self.outgoing_axis, int) or isinstance(self.outgoing_axis, bool):
-            raise TypeError(f"outgoing_axis must be an int, got {self.outgoing_axis!r}.")
+        _validation.choice("flatten", self.flatten, FLATTEN_ORDERS)
+        _validation.integer("outgoing_axis", self.outgoing_axis)
         if self.site is not None and not isinstance(self.site, str):
             raise TypeError(f"site must be a site name (str) or None, got {self.site!r}.")
         if isinstance(self.outgoing_bias, (str, int)) or not isinstance(

@@ -37,7 +37,7 @@ def _like(node: Any, treedef: Any, shapes: list[tuple[int, ...]]) -> bool:
 def _global_count_adam(node: Any, treedef: Any, shapes: list[tuple[int, ...]]) -> bool:
     """An Adam-type state (count, mu, nu...) whose one scalar count bias-corrects every weight."""
     fields = getattr(node, "_fields", ())
-    if "count" not in fields or "mu" not in fields:
+    if not {"count", "mu", "nu"} <= set(fields):  # Adam, AdamW, AMSGrad, AdaBelief, Yogi...
         return False
     return jnp.ndim(node.count) == 0 and _like(node.mu, treedef, shapes)
 
