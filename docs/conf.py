@@ -32,8 +32,9 @@ myst_heading_anchors = 3
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
-# "Attributes:" sections as field lists: autodoc documents the fields themselves once.
-napoleon_use_ivar = True
+# "Attributes:" sections as attribute entries that references can target (the fields of
+# NamedTuples and dataclasses are left to them: see docs/_ext/relujax_api.py).
+napoleon_use_ivar = False
 # A member without a docstring of its own (Flax's inherited ``setup``) is left out.
 autodoc_inherit_docstrings = False
 autodoc_member_order = "bysource"
@@ -53,9 +54,12 @@ nitpick_ignore_regex = [
     ("py:.*", r"(Iterable|Iterator|PathLike|Path|NamedTuple|Enum|ModuleType|Ellipsis)"),
     ("py:.*", r"(int|float|bool|str|bytes|complex|object|None|type|tuple|list|dict|set)"),
     ("py:.*", r"(frozenset|slice|range|Exception|ValueError|TypeError|KeyError|Warning)"),
-    # relujax.analysis's private type alias for site selectors (a name, a regex, or a
-    # sequence of them), which the docstrings of collect and with_stats spell out.
-    ("py:class", r"Selector"),
+    # Private type aliases of relujax.analysis that signatures show and the docstrings spell
+    # out: site selectors (a name, a regex, or a sequence of them) and per-site unit axes.
+    ("py:class", r"Selector|UnitAxis"),
+    # The class that relujax.init.rai() returns: private, its ``pair`` method is documented
+    # in rai's docstring.
+    ("py:class", r"relujax\.init\._rai\.RAI"),
 ]
 
 html_theme = "furo"

@@ -5,6 +5,7 @@
   ``test_readme.py``: text up to whitespace, numbers to the precision shown).
 - Every dotted ``relujax.<...>`` name in the pages and the README names something that exists.
 - Every figure a page shows exists.
+- Every public module has an API page (``.. relujax-api:: <module>``) in the API toctree.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from test_readme import examples, same_output
+
+import relujax
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -78,6 +81,24 @@ def test_every_relujax_name_and_figure_a_page_mentions_exists(page):
     assert not missing, f"{page.name} names what relujax lacks: {missing}"
     for m in _IMAGE.finditer(text):
         assert (page.parent / m["path"]).is_file(), f"{page.name} shows a missing {m['path']}"
+
+
+def test_every_public_module_has_an_api_page():
+    import pkgutil
+
+    public = {"relujax"} | {
+        info.name
+        for info in pkgutil.walk_packages(relujax.__path__, "relujax.")
+        if not any(part.startswith("_") for part in info.name.split(".")[1:])
+    }
+    api = DOCS / "api"
+    documented = {}
+    for page in api.glob("*.rst"):
+        for m in re.finditer(r"^\.\. relujax-api:: (\S+)$", page.read_text(), re.MULTILINE):
+            documented[m[1]] = page.stem
+    assert set(documented) == public
+    toctree = (api / "index.md").read_text().split()
+    assert sorted(set(documented.values()) - set(toctree)) == []
 
 
 def test_name_check_can_fail():

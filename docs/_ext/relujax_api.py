@@ -13,8 +13,11 @@ broken reference still fails the build.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import importlib
 import inspect
+import pkgutil
 import sys
 from typing import Any
 
@@ -24,19 +27,22 @@ from sphinx.pycode import ModuleAnalyzer, PycodeError
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
 
-#: The public modules, most specific first: an object is documented under the first that exports it.
-PUBLIC_MODULES = (
-    "relujax.activations",
-    "relujax.analysis",
-    "relujax.init",
-    "relujax.nn",
-    "relujax.linen",
-    "relujax.sweep",
-    "relujax.schedules",
-    "relujax.remedies",
-    "relujax.data",
-    "relujax",
-)
+
+@functools.cache
+def public_modules() -> list[str]:
+    """Every public module (no ``_``-prefixed part), the most specific first, the root last.
+
+    An object exported by several public modules is documented under the first: the deepest
+    (``relujax.activations.relu``, not the root's re-export ``relujax.relu``).
+    """
+    import relujax
+
+    names = [
+        info.name
+        for info in pkgutil.walk_packages(relujax.__path__, "relujax.")
+        if not any(part.startswith("_") for part in info.name.split(".")[1:])
+    ]
+    return [*sorted(names, key=lambda n: (-n.count("."), n)), "relujax"]
 
 
 def _exports(module_name: str) -> dict[str, Any]:
@@ -46,11 +52,22 @@ def _exports(module_name: str) -> dict[str, Any]:
 
 def canonical_name(obj: Any) -> str | None:
     """``module.name`` of the public module that documents ``obj`` (None if none exports it)."""
-    for module_name in PUBLIC_MODULES:
+    for module_name in public_modules():
         for name, value in _exports(module_name).items():
             if value is obj and not inspect.ismodule(value):
                 return f"{module_name}.{name}"
     return None
+
+
+def _fields(cls: type) -> list[str]:
+    """A NamedTuple's or dataclass's fields: its "Attributes:" section documents them.
+
+    autodoc would describe them a second time (``Alias for field number N``, or the
+    docstring of a default value's type).
+    """
+    if dataclasses.is_dataclass(cls):
+        return [f.name for f in dataclasses.fields(cls)]
+    return list(getattr(cls, "_fields", ()))
 
 
 def _data_entry(module_name: str, name: str, obj: Any) -> list[str]:
@@ -84,7 +101,7 @@ class RelujaxApi(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         module_name = self.arguments[0]
-        lines = [f".. py:module:: {module_name}", ""]
+        lines = [f".. automodule:: {module_name}", ""]
         summary: list[str] = []
         entries: list[str] = []
         for name, obj in _exports(module_name).items():
@@ -97,7 +114,10 @@ class RelujaxApi(SphinxDirective):
                 summary.append(f"* ``{full}``: the same object as :py:obj:`{home}`")
                 continue
             if inspect.isclass(obj):
-                entries += [f".. autoclass:: {full}", "   :members:", "   :show-inheritance:", ""]
+                entries += [f".. autoclass:: {full}", "   :members:", "   :show-inheritance:"]
+                if fields := _fields(obj):
+                    entries.append(f"   :exclude-members: {', '.join(fields)}")
+                entries.append("")
             elif callable(obj):
                 entries += [f".. autofunction:: {full}", ""]
             else:
@@ -139,16 +159,28 @@ def _resolve_to_public(app, env, node, contnode):
         return None
     target = node.get("reftarget", "")
     candidates = [target] if target.startswith("relujax.") else []
-    if node.get("py:module"):
-        candidates.append(f"{node['py:module']}.{target}")
+    module = node.get("py:module") or ""
+    while module.startswith("relujax"):  # the current module, then its parent packages
+        candidates.append(f"{module}.{target}")
+        module = module.rpartition(".")[0]
+    if node.get("py:class"):
+        candidates.append(f"{node.get('py:module', '')}.{node['py:class']}.{target}")
     for candidate in candidates:
-        obj = _lookup(candidate)
-        home = None if obj is None or inspect.ismodule(obj) else canonical_name(obj)
-        if home is None or home == target:
-            continue
-        return env.get_domain("py").resolve_xref(
-            env, node["refdoc"], app.builder, node["reftype"], home, node, contnode
-        )
+        parts = candidate.split(".")
+        # The longest prefix that is a documented object; the rest are its attributes.
+        for cut in range(len(parts), 1, -1):
+            obj = _lookup(".".join(parts[:cut]))
+            if obj is None or inspect.ismodule(obj):
+                continue
+            home = canonical_name(obj)
+            if home is None:
+                continue
+            new_target = ".".join([home, *parts[cut:]])
+            if new_target == target:
+                break
+            return env.get_domain("py").resolve_xref(
+                env, node["refdoc"], app.builder, node["reftype"], new_target, node, contnode
+            )
     return None
 
 
