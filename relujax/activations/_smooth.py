@@ -266,7 +266,7 @@ def mish(x: ArrayLike) -> Array:
     .. math:: \mathrm{mish}(x) = x \tanh(\mathrm{softplus}(x))
 
     Smooth, no kink; the derivative tanh(sp) + x sech^2(sp) sigma(x) is computed from
-    exponentials of -|x| only, so it and the second derivative are finite for every finite x
+    exponentials of :math:`-|x|` only, so it and the second derivative are finite for every finite x
     in every float dtype (1 and 0 as x -> +inf, -inf). Outputs are negative for x < 0 (down to about
     -0.31).
 

@@ -13,7 +13,8 @@ from relujax import _validation
 from relujax.remedies._adam import ScaleByAdamPerParamState
 from relujax.remedies._l2_init import L2InitState
 
-#: How a remedy resets Adam for the weights it re-initializes (see :func:`reset_state`).
+#: How a remedy resets Adam for the weights it re-initializes (``adam_reset=`` of
+#: :func:`relujax.remedies.recycle` and the other remedies).
 ADAM_RESETS = ("per_param", "moments")
 
 
