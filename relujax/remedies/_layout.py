@@ -51,9 +51,19 @@ def key_str(entry: Any) -> str:
 
 
 def leaf_paths(tree: Any) -> list[Path]:
-    """The path of every leaf of ``tree``, in ``jax.tree.leaves`` order."""
+    """The path of every leaf of ``tree``, in ``jax.tree.leaves`` order.
+
+    A final ``.value`` attribute (how a Flax NNX ``Variable`` in an ``nnx.State`` flattens)
+    is dropped, so ``layers/0/kernel`` names the kernel both in ``nnx.state(model)`` and in
+    its pure form.
+    """
     flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return [tuple(key_str(k) for k in path) for path, _ in flat]
+    out = []
+    for path, _ in flat:
+        if path and isinstance(path[-1], GetAttrKey) and path[-1].name == "value":
+            path = path[:-1]
+        out.append(tuple(key_str(k) for k in path))
+    return out
 
 
 @functools.cache

@@ -456,6 +456,17 @@ def test_recycle_module_nnx(kind):
     assert not np.allclose(forward(model, x), out_before)
 
 
+def test_layout_paths_name_nnx_variables_too():
+    """A layout works on nnx.state(model) (Variables, flattened with a .value attribute) as
+    on its pure form, with the same result."""
+    model = relujax.nn.MLP(3, [5, 4], 2, rngs=nnx.Rngs(0))
+    layout = remedies.layout_of(model)
+    state = nnx.state(model, nnx.Param)
+    out = remedies.recycle(state, MASKS, rkey(2), layout=layout)
+    pure = remedies.recycle(nnx.as_pure(state), MASKS, rkey(2), layout=layout)
+    chex.assert_trees_all_equal(jax.tree.leaves(out.params), jax.tree.leaves(pure.params))
+
+
 def test_redo_module_revives_dead_units():
     model = relujax.nn.MLP(3, [5, 4], 2, rngs=nnx.Rngs(0))
     model.layers[0].bias.set_value(jnp.array([-100.0, 0, 0, -100.0, 0]))
