@@ -56,6 +56,12 @@ _INITIALIZERS: Registry[_Entry] = Registry(
 )
 
 
+def lookup(name: Any, *, param: str) -> tuple[str, _Entry]:
+    """The canonical name and entry of ``name``; errors name the caller's ``param``."""
+    canonical = _INITIALIZERS.resolve(name, param=param)
+    return canonical, _INITIALIZERS.entry(canonical)
+
+
 def names() -> tuple[str, ...]:
     """The names :func:`get` accepts (aliases such as ``"kaiming_normal"`` included), sorted.
 
@@ -99,7 +105,7 @@ def get(name: str | Callable[..., Any], /, **params: Any) -> Callable[..., Any]:
       >>> relujax.init.get("he_norml")
       Traceback (most recent call last):
       ...
-      ValueError: unknown initializer 'he_norml' for name; did you mean 'he_normal'...
+      ValueError: unknown initializer 'he_norml' for init.get: name; did you mean 'he_normal'...
     """
     if callable(name) and not isinstance(name, str):
         if params:
@@ -110,8 +116,7 @@ def get(name: str | Callable[..., Any], /, **params: Any) -> Callable[..., Any]:
         return name
     if not isinstance(name, str):
         raise TypeError(f"init.get: name must be an initializer name or a callable, got {name!r}.")
-    canonical = _INITIALIZERS.resolve(name)
-    entry = _INITIALIZERS.entry(canonical)
+    canonical, entry = lookup(name, param="init.get: name")
     unknown = sorted(set(params) - set(entry.params()))
     if unknown:
         accepted = ", ".join(entry.params()) or "none"

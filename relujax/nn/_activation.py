@@ -45,7 +45,10 @@ class Activation(nnx.Module):
                 "Activation('rrelu') would silently use the fixed evaluation slope; use "
                 "relujax.nn.RReLU(rngs=...) for the randomized activation."
             )
-        self.fn = _resolve.activation(fn, **params)
+        try:
+            self.fn = _resolve.activation(fn, **params)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"Activation: {e}") from None
 
     def __call__(self, x: ArrayLike) -> Array:
         """Applies the activation to ``x``."""

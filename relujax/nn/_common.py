@@ -99,7 +99,7 @@ class ActivationSpec:
         try:
             return cls(None, _resolve.activation(spec))
         except (TypeError, ValueError) as e:
-            raise type(e)(f"{owner}: activation: {e}") from None
+            raise type(e)(f"{owner}: {e}") from None
 
 
 @dataclasses.dataclass(frozen=True)

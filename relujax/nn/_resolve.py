@@ -14,6 +14,7 @@ from typing import Any
 from relujax import init as _init
 from relujax._registry import normalize
 from relujax.activations import get_activation
+from relujax.init._registry import lookup
 
 #: Activation names that build a module per layer (learnable or random) in MLP / CNN.
 MODULE_ACTIVATIONS = ("prelu", "rrelu")
@@ -38,10 +39,8 @@ def module_activation_name(spec: Any) -> str | None:
 def initializer(spec: str | Callable[..., Any], *, name: str) -> Callable[..., Any]:
     """An initializer from a relujax.init name or a callable; errors name the argument."""
     if isinstance(spec, str):
-        try:
-            return _init.get(spec)
-        except ValueError as e:
-            raise ValueError(f"{name}: {e}") from None
+        canonical, _ = lookup(spec, param=name)
+        return _init.get(canonical)
     if callable(spec):
         return spec
     raise TypeError(f"{name} must be a relujax.init name or an initializer, got {spec!r}.")

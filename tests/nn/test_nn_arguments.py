@@ -25,11 +25,11 @@ MLP_ERRORS = [
     ({"hidden": (D, 0)}, ValueError, r"MLP: hidden\[1\] must be an int >= 1"),
     ({"hidden": "8"}, TypeError, r"MLP: hidden must be a sequence"),
     ({"out_features": -1}, ValueError, r"MLP: out_features"),
-    ({"activation": "relux"}, ValueError, r"MLP: activation.*relu"),
+    ({"activation": "relux"}, ValueError, r"MLP: unknown activation 'relux'.*'relu'"),
     ({"activation": 3}, TypeError, r"MLP: activation"),
-    ({"kernel_init": "he_norml"}, ValueError, r"MLP: kernel_init.*he_normal"),
+    ({"kernel_init": "he_norml"}, ValueError, r"MLP: .*for kernel_init; did you mean 'he_normal"),
     ({"kernel_init": 3}, TypeError, r"MLP: kernel_init"),
-    ({"bias_init": "bogus"}, ValueError, r"MLP: bias_init"),
+    ({"bias_init": "bogus"}, ValueError, r"MLP: unknown initializer .bogus. for bias_init"),
     ({"kernel_init": "rai", "bias_init": "zeros"}, ValueError, r"MLP: .*bias_init must be None"),
 ]
 CNN_ERRORS = [
@@ -41,7 +41,7 @@ CNN_ERRORS = [
     ({"pool": "min"}, ValueError, r"CNN: pool must be one of 'max', 'avg', None"),
     ({"pool": 3}, TypeError, r"CNN: pool"),
     ({"pool_size": 0}, ValueError, r"CNN: pool_size"),
-    ({"activation": "Prelux"}, ValueError, r"CNN: activation"),
+    ({"activation": "Prelux"}, ValueError, r"CNN: unknown activation"),
 ]
 
 
