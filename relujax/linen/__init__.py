@@ -1,7 +1,11 @@
 """Flax Linen versions of the relujax modules, with the arguments of :mod:`relujax.nn`.
 
-Given the same parameters (:func:`params_from_nnx`), a Linen module and its NNX twin
-compute the same outputs.
+Each Linen module and its NNX twin are built from the same plan (argument checks, layer
+shapes, forward pass), so they accept the same arguments, raise the same errors and trace to
+the same program. Parameters map one to one (:func:`params_from_nnx`, :func:`update_nnx`:
+NNX ``layers/0/kernel`` is Linen ``layers_0/kernel``); given the same parameters both compute
+the same outputs and gradients. The random draws differ (NNX counts keys in ``nnx.Rngs``
+streams, Linen folds module paths into its key), so equal seeds give different parameters.
 """
 
 from relujax.linen._cnn import CNN as CNN
