@@ -23,6 +23,12 @@ class ScaleByAdamPerParamState(NamedTuple):
       count: one int32 step count per parameter entry (a pytree shaped like the parameters).
       mu: first moments, shaped like the parameters.
       nu: second moments, shaped like the parameters.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from relujax import remedies
+      >>> remedies.scale_by_adam_per_param().init({"w": jnp.zeros(3)}).count
+      {'w': Array([0, 0, 0], dtype=int32)}
     """
 
     count: Any

@@ -28,6 +28,14 @@ class CBPState(NamedTuple):
       mean: running average :math:`f` of each unit's activation (not bias-corrected).
       age: int32 number of steps since each unit was (re)initialized.
       pending: float32 ``[layers]``: the fractional number of units due for replacement.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from relujax import remedies
+      >>> params = {"a": {"kernel": jnp.ones((2, 3)), "bias": jnp.zeros(3)},
+      ...           "b": {"kernel": jnp.ones((3, 1)), "bias": jnp.zeros(1)}}
+      >>> remedies.continual_backprop_init(params, layout=remedies.sequential(["a", "b"])).pending
+      Array([0.], dtype=float32)
     """
 
     utility: tuple[Array, ...]
@@ -44,6 +52,11 @@ class CBPStep(NamedTuple):
       opt_state: the optimizer state with their entries reset (None if none was given).
       state: the new :class:`CBPState`.
       masks: one boolean ``[units]`` array per layer: the replaced units.
+
+    Examples:
+      >>> from relujax import remedies
+      >>> remedies.CBPStep._fields
+      ('params', 'opt_state', 'state', 'masks')
     """
 
     params: Any

@@ -42,6 +42,12 @@ class Intervention(NamedTuple):
       update: ``(state, params, opt_state, key, step, activations) -> (params, opt_state,
         state)``.
       needs_activations: whether ``update`` reads ``activations``.
+
+    Examples:
+      >>> from relujax.remedies import interventions
+      >>> sp = interventions.get("shrink_perturb", shrink=0.9, sigma=0.01, every=100)
+      >>> sp.name, sp.needs_activations, sp.init({})
+      ('shrink_perturb', False, ())
     """
 
     name: str

@@ -19,6 +19,12 @@ class L2InitState(NamedTuple):
       init_params: the anchor :math:`\\theta_0`, the parameters given to ``init``. The
         remedies that re-initialize weights (``recycle``, ``reset_layers``,
         ``continual_backprop``) move the anchor of those weights to their new values.
+
+    Examples:
+      >>> import jax.numpy as jnp
+      >>> from relujax import remedies
+      >>> remedies.add_decayed_weights_to_init(0.1).init({"w": jnp.ones(2)}).init_params
+      {'w': Array([1., 1.], dtype=float32)}
     """
 
     init_params: Any
