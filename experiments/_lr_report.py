@@ -178,53 +178,62 @@ def table_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _signed(d: dict, *, points: bool) -> str:
+    iv = Interval.from_dict(d)
+    if points:
+        return f"{100 * iv.mean:+.1f} points [{100 * iv.lo:+.1f}, {100 * iv.hi:+.1f}]"
+    return f"{iv.mean:+.3f} [{iv.lo:+.3f}, {iv.hi:+.3f}]"
+
+
 def claims_markdown(summary: dict[str, Any]) -> str:
-    """One bullet per claim, its verdict per data set from the intervals."""
-    by_id: dict[str, list[dict]] = {}
-    for c in summary["claims"]:
-        by_id.setdefault(c["id"] + c.get("activation", ""), []).append(c)
+    """A table of the claims: what was measured per data set, and the verdict."""
     label = {n: d["label"] for n, d in summary["datasets"].items()}
     lo, hi = (f"{f(summary['sizes']['peak_lrs']):g}" for f in (min, max))
-    out = []
-    for key, cs in by_id.items():
-        if key == "lr_kills":
-            parts = [
-                f"{label[c['dataset']]}: {c['verdict']}, {_p(c['low'])} -> {_p(c['high'])} "
-                f"(+{_points(c['difference'])})"
-                for c in cs
-            ]
-            out.append(
-                f"- **A too-high learning rate kills ReLUs** (dead at peak LR {lo} -> {hi}, "
-                f"difference per seed). " + "; ".join(parts) + "."
+    rows = []
+    for c in summary["claims"]:
+        data = label[c["dataset"]]
+        if c["id"] == "lr_kills":
+            rows.append(
+                [
+                    f"a too-high LR kills ReLUs (dead at peak LR {lo} -> {hi})",
+                    data,
+                    f"{_p(c['low'])} -> {_p(c['high'])}: {_signed(c['difference'], points=True)}",
+                    c["verdict"],
+                ]
             )
-        elif key == "warmup":
-            parts = [
-                f"{label[c['dataset']]}: "
-                + ", ".join(
-                    f"{p['warmup']} vs {p['plain']} {_points(p['reduction'])} fewer, {p['verdict']}"
-                    for p in c["pairs"]
+        elif c["id"] == "warmup":
+            for p in c["pairs"]:
+                rows.append(
+                    [
+                        f"warmup reduces the toll: {p['warmup']} vs {p['plain']} (ReLU, LR {hi})",
+                        data,
+                        f"{_signed(p['reduction'], points=True)} fewer dead",
+                        p["verdict"],
+                    ]
                 )
-                for c in cs
-            ]
-            out.append(
-                f"- **Warmup reduces the toll** (ReLU, peak LR {hi}, dead units without minus "
-                "with warmup, per seed). " + "; ".join(parts) + "."
+        elif c["id"] == "never_die":
+            act = c["activation"]
+            rows.append(
+                [
+                    f"{act} units never die: none ReDo-dormant (< 1%, LR {hi})",
+                    data,
+                    f"dormant {_p(c['dormant'])}; never positive {_p(c['never_positive'])} "
+                    f"(ReLU dead: {_p(c['relu_dead'])})",
+                    c["verdict"],
+                ]
             )
-        else:
-            act = cs[0]["activation"]
-            parts = [
-                f"{label[c['dataset']]}: {c['verdict']}, {_p(c['dormant'])} dormant while "
-                f"{_p(c['never_positive'])} never turn positive (ReLU: {_p(c['relu_dead'])} "
-                f"dead); test accuracy {Interval.from_dict(c['accuracy_gain']).num()} "
-                f"vs ReLU ({c['accuracy_verdict']} that it is higher)"
-                for c in cs
-            ]
-            out.append(
-                f"- **{act} units never die** (peak LR {hi}; ReDo-dormant fraction below 1%). "
-                + "; ".join(parts)
-                + "."
+            rows.append(
+                [
+                    f"{act} keeps more test accuracy than ReLU (LR {hi})",
+                    data,
+                    f"{_signed(c['accuracy_gain'], points=False)}",
+                    c["accuracy_verdict"],
+                ]
             )
-    return "\n".join(out)
+    head = ["claim", "data", "measured: mean [95% interval over seeds]", "verdict"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def readme_block(summary: dict[str, Any]) -> str:
@@ -248,8 +257,9 @@ def readme_block(summary: dict[str, Any]) -> str:
             f"{sz['steps']}: mean over {n_seeds} seeds of each seed's mean over the {n_sched} "
             "schedules [95% t-interval over seeds].",
             table_markdown(summary),
-            "Claims: a claim holds where the 95% interval of the per-seed difference excludes "
-            "zero on the claimed side.",
+            "Claims: one holds where the 95% interval of the per-seed difference lies on the "
+            "claimed side of zero (or of the stated bound), does not hold where it lies on the "
+            "other side, and is not resolved where it straddles it.",
             claims_markdown(summary),
         ]
     )

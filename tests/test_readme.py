@@ -146,9 +146,9 @@ def test_render_rewrites_only_generated_blocks():
         in new
     )
     assert (
-        "MNIST-1D: holds, 25.0% [12.5, 37.5] -> 25.0% [12.5, 37.5] (+50.0 points [25.0, 75.0])"
-        in new
-    )
+        "| a too-high LR kills ReLUs (dead at peak LR 0.001 -> 0.1) | MNIST-1D | 25.0% [12.5, "
+        "37.5] -> 25.0% [12.5, 37.5]: +50.0 points [+25.0, +75.0] | holds |"
+    ) in new
     assert render_readme.render(new, {"lr_schedules": _summary()}) == new  # a fixed point
     assert render_readme.render(text, {}) == text  # no summary: left alone
 

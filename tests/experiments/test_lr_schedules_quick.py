@@ -28,7 +28,7 @@ def test_files_and_record(run):
         assert (out / name).stat().st_size > 1000
     assert not (out / "checkpoints").exists()  # removed once the results are written
     summary = (out / "summary.md").read_text()
-    assert "Claims:" in summary and "A too-high learning rate kills ReLUs" in summary
+    assert "Claims:" in summary and "a too-high LR kills ReLUs" in summary
 
 
 def test_numbers_are_consistent(run):
@@ -93,8 +93,8 @@ def test_readme_block_renders_from_the_summary(run):
     out, _ = run
     summary = json.loads((out / "summary.json").read_text())
     block = _lr_report.readme_block(summary)
-    assert block.count("| MNIST-1D |") == len(lr_schedules.SCALES["quick"].activations)
-    assert "A too-high learning rate kills ReLUs" in block
+    assert block.count("| MNIST-1D | relu |") == 1  # one table row per activation
+    assert "a too-high LR kills ReLUs" in block
     text = "<!-- generated:lr_schedules -->\nold\n<!-- /generated:lr_schedules -->\n"
     assert block in render_readme.render(text, {"lr_schedules": summary})
 
