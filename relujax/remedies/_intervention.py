@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
@@ -135,10 +136,18 @@ def _redo(
         raise TypeError(f"redo: layout must be a remedies.Layout, got {type(layout).__name__}.")
 
     def update(state, params, opt_state, key, step, activations):
-        gate = due(step, every)
-        masks = tuple(m & gate for m in _redo_masks(activations, layout, tau))
-        out = recycle(params, masks, key, layout=layout, opt_state=opt_state, adam_reset=adam_reset)
-        return out.params, out.opt_state, state
+        masks = _redo_masks(activations, layout, tau)
+
+        def act(p, s):
+            out = recycle(p, masks, key, layout=layout, opt_state=s, adam_reset=adam_reset)
+            return out.params, out.opt_state
+
+        # lax.cond: no fresh weights are drawn on the other steps (under vmap with a batched
+        # condition both branches run and are selected).
+        params, opt_state = jax.lax.cond(
+            due(step, every), act, lambda p, s: (p, s), params, opt_state
+        )
+        return params, opt_state, state
 
     return Intervention("redo", _stateless, update, True)
 
