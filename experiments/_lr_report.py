@@ -243,8 +243,9 @@ def readme_block(summary: dict[str, Any]) -> str:
     k = n_sched * len(sz["peak_lrs"]) * len(sz["activations"]) * n_seeds
     data = " and ".join(d["label"] for d in summary["datasets"].values())
     wall = summary.get("wall_seconds", float("nan"))
-    load = summary.get("load_average")
+    load, cpu = summary.get("load_average"), summary.get("cpu_seconds")
     machine = f", load average {load:.1f} at the end" if load is not None else ""
+    machine += f", {cpu:.0f} s of CPU time" if cpu is not None else ""
     return "\n\n".join(
         [
             f"The default run trains {k} MLPs per data set ({data}; hidden layers "

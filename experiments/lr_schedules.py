@@ -153,6 +153,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     summary = _lr_report.summarize(results, dataclasses.asdict(scale), args.scale)
     summary["wall_seconds"] = round(time.time() - started, 1)
     summary["load_average"] = round(os.getloadavg()[0], 1)  # was the CPU shared?
+    summary["cpu_seconds"] = round(time.process_time(), 1)  # all threads of this process
     summary["command"] = " ".join(
         [f"python -m experiments.{NAME}", *(sys.argv[1:] if argv is None else argv)]
     )
