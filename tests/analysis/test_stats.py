@@ -1,4 +1,7 @@
-"""UnitStats: hand-computed values, the monoid laws, NaN handling, fast == masked path."""
+"""UnitStats: hand-computed values, the monoid laws, NaN handling, fast == masked path,
+blocked == unblocked reductions."""
+
+import math
 
 import chex
 import jax
@@ -6,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from relujax.analysis import UnitStats
-from relujax.analysis._stats import _fast, _masked
+from relujax.analysis import UnitStats, _reduce
+from relujax.analysis._reduce import block_plan, fold_blocks
+from relujax.analysis._stats import _fast, _fast_of, _masked
 
 
 def randn(seed, *shape):
@@ -241,3 +245,93 @@ def test_float32_counts_stay_exact_for_large_batches():
     x = jnp.where(jnp.arange(4096)[:, None] % 3 == 0, 1.0, -1.0) * jnp.ones((1, 3))
     s = relu_stats(x)
     np.testing.assert_array_equal(s.firing.to_numpy(), [1366] * 3)
+
+
+# --- blocked reductions (relujax.analysis._reduce) ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shape", "rows"),
+    [((11, 3), 4), ((12, 3), 4), ((5, 2, 3), 2), ((7, 3), 1), ((9, 3), 8)],  # ragged or exact
+)
+def test_fold_blocks_of_the_sum_monoid_equals_the_sum(shape, rows):
+    x = jnp.arange(math.prod(shape), dtype=jnp.int32).reshape(shape)
+    total = fold_blocks(lambda b: b.sum(axis=0), lambda a, b: a + b, [x], axes=1, rows=rows)
+    np.testing.assert_array_equal(total, np.asarray(x).sum(axis=0))
+
+
+@pytest.mark.parametrize(
+    ("shape", "block", "want"),
+    [
+        ((256, 28, 28, 32), 1 << 20, (1, 10)),  # 100 KiB per sample
+        ((2, 1024, 64), 1 << 16, (2, 256)),  # a sample is larger than a block: merge 2 axes
+        ((256, 64), 1 << 20, None),  # 64 KiB: one pass
+        ((3, 1 << 20), 1 << 16, None),  # one unit row exceeds the block: the units never split
+        ((3, 1000, 8), 10_000, (2, 312)),  # 32 KB per sample: blocks of 312 positions
+        ((3, 10, 8), 400, (1, 1)),
+        ((2, 10, 8), 400, None),  # fewer than two blocks
+    ],
+)
+def test_block_plan(shape, block, want):
+    assert block_plan(shape, 4, block) == want
+
+
+def _fast_of_jit(block_bytes=None, **kw):
+    return jax.jit(lambda x, y: _fast_of(x, y, block_bytes=block_bytes, **kw))
+
+
+RELU = dict(nonnegative=True, sign_preserving=True, moments=True)
+ANY = dict(nonnegative=False, sign_preserving=False, moments=True)
+CHEAP = dict(nonnegative=True, sign_preserving=True, moments=False)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "kw"),
+    [
+        (jnp.float32, RELU),
+        (jnp.float32, ANY),
+        (jnp.float32, CHEAP),
+        (jnp.float16, RELU),
+        (jnp.bfloat16, ANY),
+    ],
+)
+def test_blocked_statistics_equal_unblocked(dtype, kw):
+    # 13 samples of 5 x 2 x 3: 240-byte blocks hold 2 samples, so 6 full blocks and a ragged one.
+    x = (randn(7, 13, 5, 2, 3) * 2 + 1).astype(dtype)
+    y = jax.nn.relu(x) if kw["nonnegative"] else jax.nn.elu(x)
+    assert block_plan(x.shape, 4, 240) == (1, 2)
+    blocked, ok_b = _fast_of_jit(240, **kw)(x, y)
+    whole, ok_w = _fast_of_jit(**kw)(x, y)
+    assert bool(ok_b) and bool(ok_w)
+    for field in ("count", "firing", "nonfinite"):  # exact
+        np.testing.assert_array_equal(
+            getattr(blocked, field).to_numpy(), getattr(whole, field).to_numpy()
+        )
+    chex.assert_trees_all_close(blocked, whole, rtol=2e-5, atol=2e-5)
+    np.testing.assert_array_equal(blocked.count.to_numpy(), [13 * 10] * 3)
+    if kw["moments"]:
+        assert_matches_reference(blocked, x.astype(jnp.float32), y.astype(jnp.float32))
+
+
+def test_blocked_finiteness_flag_sees_every_block():
+    x = randn(8, 9, 4, 3).at[7, 2, 1].set(jnp.nan)  # in the ragged last block
+    _, ok = _fast_of_jit(96, nonnegative=False, sign_preserving=False, moments=True)(x, x)
+    assert not bool(ok)
+    x = randn(8, 9, 4, 3).at[3, 0, 0].set(-jnp.inf)  # in a block of the loop
+    _, ok = _fast_of_jit(96, nonnegative=False, sign_preserving=False, moments=False)(x, x)
+    assert not bool(ok)
+
+
+@pytest.mark.parametrize("moments", [True, False])
+def test_cpu_blocks_only_the_full_statistics_of_large_activations(monkeypatch, moments):
+    monkeypatch.setattr(_reduce, "BLOCK_BYTES", 256)
+    x = randn(9, 16, 4, 4)  # 1 KiB per sample: 4 KiB blocks of 4 samples
+    y = jax.nn.relu(x)
+    kw = dict(nonnegative=True, sign_preserving=True, moments=moments)
+    small = jax.jit(lambda x, y: _fast_of(x, y, **kw)).lower(x, y).compile().as_text()
+    monkeypatch.setattr(_reduce, "MIN_BYTES", 1024)
+    fn = jax.jit(lambda x, y: _fast_of(x, y, **kw))
+    large = fn.lower(x, y).compile().as_text()
+    assert " while(" not in small
+    assert (" while(" in large) == (moments and jax.default_backend() == "cpu")
+    chex.assert_trees_all_close(fn(x, y), _fast_of_jit(**kw)(x, y), rtol=2e-5, atol=2e-5)
