@@ -5,8 +5,10 @@ activations, jax.nn's ReLU family and their Flax re-exports, or :func:`tag`-ged 
 reduces each site to per-unit :class:`UnitStats` inside the same jitted forward pass, over any
 number of batches. :func:`with_stats` does the same for one call inside a user's own train
 step. :func:`diagnose` turns statistics into a :class:`Report` (dead, dormant, rarely firing
-and always-active units, per site and overall). :func:`born_dead_probability` estimates how
-often a freshly initialized ReLU net is a constant function.
+and always-active units, per site and overall); :func:`dormancy_score` and :func:`dormant`
+are ReDo's score and threshold, the one definition that the sweeps and remedies share.
+:func:`born_dead_probability` estimates how often a freshly initialized ReLU net is a
+constant function.
 """
 
 from relujax.analysis._born_dead import born_dead_probability as born_dead_probability
@@ -20,6 +22,8 @@ from relujax.analysis._collect import with_stats as with_stats
 from relujax.analysis._count import Count as Count
 from relujax.analysis._diagnose import DEFAULT_TAUS as DEFAULT_TAUS
 from relujax.analysis._diagnose import diagnose as diagnose
+from relujax.analysis._dormancy import dormancy_score as dormancy_score
+from relujax.analysis._dormancy import dormant as dormant
 from relujax.analysis._io import load_stats as load_stats
 from relujax.analysis._io import save_stats as save_stats
 from relujax.analysis._model_stats import ModelStats as ModelStats
@@ -48,6 +52,8 @@ __all__ = [
     "collect",
     "default_activations",
     "diagnose",
+    "dormancy_score",
+    "dormant",
     "effective_rank",
     "features",
     "find_sites",

@@ -12,14 +12,13 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.typing import ArrayLike
 
+from relujax import _validation
+
 # Elements of the (points, width) activations per lax.map chunk: bounds peak memory.
 _CHUNK_ELEMENTS = 2**22
 
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}.")
-    return value
+_NAME = "born_dead_probability"
 
 
 @functools.cache
@@ -74,7 +73,8 @@ def born_dead_probability(
     ``depth`` for a fixed key (a dead layer stays dead downstream).
 
     Args:
-      key: a PRNG key.
+      key: a PRNG key, typed (``jax.random.key``) or legacy (``jax.random.PRNGKey``): the
+        same seed gives the same estimate.
       width: units per hidden layer.
       depth: number of hidden layers.
       in_features: input dimension.
@@ -93,8 +93,10 @@ def born_dead_probability(
       (over keys); it is piecewise constant, so its gradient is zero.
 
     Raises:
-      ValueError: for non-positive sizes, ``n_points < 2``, an empty domain, or a
-        ``bias_init`` given together with a paired initializer.
+      TypeError: for a key that is not a PRNG key, non-integer sizes, or a domain that is
+        not a pair.
+      ValueError: for non-positive sizes, ``n_points < 2``, an empty or non-finite domain,
+        or a ``bias_init`` given together with a paired initializer.
 
     Examples:
       >>> import jax
@@ -103,13 +105,13 @@ def born_dead_probability(
       >>> born_dead_probability(jax.random.key(0), width=1, depth=3, n_trials=4000)  # 3/4
       Array(0.75575006, dtype=float32)
     """
-    width = _positive_int("width", width)
-    depth = _positive_int("depth", depth)
-    in_features = _positive_int("in_features", in_features)
-    n_trials = _positive_int("n_trials", n_trials)
-    n_points = 1024 if n_points is None else _positive_int("n_points", n_points)
-    if n_points < 2:
-        raise ValueError(f"n_points must be at least 2, got {n_points}.")
+    key = _validation.key(f"{_NAME}: key", key)
+    width = _validation.integer(f"{_NAME}: width", width, minimum=1)
+    depth = _validation.integer(f"{_NAME}: depth", depth, minimum=1)
+    in_features = _validation.integer(f"{_NAME}: in_features", in_features, minimum=1)
+    n_trials = _validation.integer(f"{_NAME}: n_trials", n_trials, minimum=1)
+    n_points = 1024 if n_points is None else n_points
+    n_points = _validation.integer(f"{_NAME}: n_points", n_points, minimum=2)
     kernel_init = _initializer("init", init)
     paired = callable(getattr(kernel_init, "pair", None))
     if paired and bias_init not in ("zeros", None):
@@ -121,7 +123,10 @@ def born_dead_probability(
     try:
         low, high = domain
     except (TypeError, ValueError):
-        raise ValueError(f"domain must be a pair (low, high), got {domain!r}.") from None
+        raise TypeError(f"{_NAME}: domain must be a pair (low, high), got {domain!r}.") from None
+    # A box with an infinite side has no evenly spaced or uniform points: reject, not 0.0.
+    _validation.number_array(f"{_NAME}: domain", low)
+    _validation.number_array(f"{_NAME}: domain", high)
     low = jnp.broadcast_to(jnp.asarray(low, jnp.float32), (in_features,))
     high = jnp.broadcast_to(jnp.asarray(high, jnp.float32), (in_features,))
     try:
@@ -129,7 +134,9 @@ def born_dead_probability(
     except jax.errors.ConcretizationTypeError:  # a traced domain: cannot check here
         empty = False
     if empty:
-        raise ValueError(f"domain must have low < high in every coordinate, got {domain!r}.")
+        raise ValueError(
+            f"{_NAME}: domain must have low < high in every coordinate, got {domain!r}."
+        )
     return _estimate(
         key,
         low,

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
+from relujax.analysis._dormancy import dormancy_score
 from relujax.analysis._model_stats import ModelStats
 from relujax.analysis._rank import approximate_rank, effective_rank
 from relujax.analysis._report import Report, SiteReport, _dormant
@@ -48,12 +49,7 @@ def _site(
     nonfinite = s.nonfinite.to_numpy()
     seen = count > 0
     rate = np.asarray(s.firing_rate)
-    abs_mean = np.asarray(s.abs_mean, np.float64)
-    layer_mean = float(np.mean(abs_mean[seen])) if seen.any() else math.nan
-    if layer_mean > 0:
-        score = (abs_mean / layer_mean).astype(np.float32)
-    else:  # every unit silent: all scores 0 (units without samples stay NaN)
-        score = np.where(seen, 0.0, np.nan).astype(np.float32)
+    score = np.asarray(dormancy_score(np.where(seen, np.asarray(s.abs_mean), np.nan)))
     total = count.sum() + nonfinite.sum()
     with np.errstate(invalid="ignore"):
         low = rate < low_rate
@@ -84,6 +80,24 @@ def _site(
     )
 
 
+def _check_stats(stats: Any) -> None:
+    if not isinstance(stats, Mapping):
+        raise TypeError(
+            "diagnose: stats must be a ModelStats or a mapping from site name to UnitStats "
+            f"(from collect or with_stats); got {type(stats).__name__}."
+        )
+    if not stats:
+        raise ValueError("diagnose: stats has no site; collect statistics first.")
+    for name, value in stats.items():
+        if not isinstance(name, str):
+            raise TypeError(f"diagnose: site names must be strings, got {name!r}.")
+        if not isinstance(value, UnitStats):
+            raise TypeError(
+                f"diagnose: stats[{name!r}] must be a UnitStats (from collect, with_stats or "
+                f"UnitStats.from_batch), got {type(value).__name__}."
+            )
+
+
 def diagnose(
     stats: ModelStats | Mapping[str, UnitStats],
     *,
@@ -100,8 +114,10 @@ def diagnose(
     - **dead**: :math:`f = 0` (never fired on anything seen; units without finite samples are
       neither dead nor alive);
     - **dormant** at :math:`\tau` (ReDo, Sokar et al. 2023):
-      :math:`s_i = E|h_i| / (\frac{1}{H}\sum_k E|h_k|) \le \tau`, normalized within the site;
-      at :math:`\tau = 0` this is :math:`E|h_i| = 0`;
+      :math:`s_i = E|h_i| / (\frac{1}{H'}\sum_k E|h_k|) \le \tau`, normalized within the
+      site over its :math:`H'` units with finite samples (:func:`dormancy_score`); at
+      :math:`\tau = 0` this is :math:`E|h_i| = 0`; units without finite samples have score
+      NaN and are never dormant (they show in the non-finite share);
     - **low firing**: :math:`f / n <` ``low_rate`` (1% as in Dohare et al. 2024);
     - **always active** (linearized; Lyle et al. 2024): :math:`f = n`;
     - pre-activation mean and standard deviation, fraction of non-finite values;
@@ -120,8 +136,9 @@ def diagnose(
       A :class:`Report` (host numpy arrays; call outside ``jit``).
 
     Raises:
-      ValueError: for bad thresholds, stats with a leading (vmap) axis, or features of an
-        unknown site.
+      TypeError: when ``stats`` is not a mapping from site name to :class:`UnitStats`.
+      ValueError: for empty stats, bad thresholds, stats with a leading (vmap) axis, or
+        features of an unknown site.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -140,6 +157,7 @@ def diagnose(
       ------------------------------------------------------------------------------------------
       overall      4   25.0    25.0        50.0      50.0        25.0  0.75  1.00  1.00     75.0
     """
+    _check_stats(stats)
     taus_t = _check_taus(taus)
     if not isinstance(low_rate, (int, float)) or not 0.0 < low_rate <= 1.0:
         raise ValueError(f"low_rate must be in (0, 1], got {low_rate!r}.")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from typing import Any
 
 import jax
@@ -73,7 +75,9 @@ def load_stats(path: str | os.PathLike[str]) -> ModelStats:
       The :class:`ModelStats`, as device arrays.
 
     Raises:
-      ValueError: if the file was not written by :func:`save_stats`.
+      FileNotFoundError: if there is no such file.
+      ValueError: if the file was not written by :func:`save_stats`, or is truncated or
+        corrupted (the message names the path).
 
     Examples:
       >>> import os, tempfile, jax.numpy as jnp
@@ -84,22 +88,50 @@ def load_stats(path: str | os.PathLike[str]) -> ModelStats:
       >>> list(analysis.load_stats(path)), analysis.load_stats(path)["h"].pre_mean
       (['h'], Array([2.], dtype=float32))
     """
-    with np.load(os.fspath(path), allow_pickle=False) as data:
+    path = os.fspath(path)
+    try:
+        return _read(path)
+    except _FOREIGN as e:
+        raise ValueError(
+            f"load_stats: {path} is truncated or corrupted ({type(e).__name__}: {e}); it is not "
+            "a complete file written by relujax.analysis.save_stats. Write it again."
+        ) from e
+
+
+# What np.load and the archive reader raise on a cut or damaged file (a missing file is a
+# FileNotFoundError, passed through).
+_FOREIGN = (EOFError, zipfile.BadZipFile, zlib.error, KeyError, json.JSONDecodeError, TypeError)
+
+
+def _read(path: str) -> ModelStats:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except ValueError as e:  # not an .npy/.npz at all (np.load's message for foreign bytes)
+        raise EOFError(str(e)) from e
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"load_stats: {path} holds one array, not a save_stats archive.")
+    with archive as data:
+        if "__meta__" not in data.files:
+            raise ValueError(f"{path} was not written by relujax.analysis.save_stats.")
         try:
             meta = json.loads(str(data["__meta__"]))
-        except KeyError:
-            raise ValueError(f"{path} was not written by relujax.analysis.save_stats.") from None
+        except ValueError as e:
+            raise EOFError(str(e)) from e
         if meta.get("format") != _FORMAT:
             raise ValueError(f"{path}: unknown format {meta.get('format')!r}.")
         items = []
         for i, name in enumerate(meta["sites"]):
             fields = {}
             for field in UnitStats._fields:
-                if f"{i}.{field}.hi" in data:
-                    fields[field] = Count(
-                        jnp.asarray(data[f"{i}.{field}.hi"]), jnp.asarray(data[f"{i}.{field}.lo"])
-                    )
-                else:
-                    fields[field] = jnp.asarray(data[f"{i}.{field}"])
+                try:
+                    if f"{i}.{field}.hi" in data:
+                        fields[field] = Count(
+                            jnp.asarray(data[f"{i}.{field}.hi"]),
+                            jnp.asarray(data[f"{i}.{field}.lo"]),
+                        )
+                    else:
+                        fields[field] = jnp.asarray(data[f"{i}.{field}"])
+                except ValueError as e:  # a member cut short inside the archive
+                    raise EOFError(str(e)) from e
             items.append((name, UnitStats(**fields)))
     return ModelStats(items)

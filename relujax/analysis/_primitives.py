@@ -59,6 +59,20 @@ KNOWN_PARAMS: dict[Any, frozenset[str]] = {
 }
 
 
+#: Parameters the interpreter reads when it rebuilds each primitive.
+REQUIRED_PARAMS: dict[Any, frozenset[str]] = {
+    P.jit_p: frozenset({"jaxpr"}),
+    P.closed_call_p: frozenset({"call_jaxpr"}),
+    P.call_p: frozenset({"call_jaxpr"}),
+    P.remat_p: frozenset({"jaxpr", "prevent_cse", "policy"}),
+    P.custom_jvp_call_p: frozenset({"call_jaxpr", "num_consts"}),
+    P.custom_vjp_call_p: frozenset({"call_jaxpr", "num_consts"}),
+    P.scan_p: frozenset({"jaxpr", "length", "reverse", "unroll"}),
+    P.while_p: frozenset({"cond_jaxpr", "body_jaxpr", "cond_nconsts", "body_nconsts"}),
+    P.cond_p: frozenset({"branches"}),
+}
+
+
 class UnsupportedPrimitiveError(NotImplementedError):
     """A primitive whose parameters the interpreter does not know (a JAX version it predates)."""
 
@@ -87,6 +101,9 @@ def check_params(eqn: Any) -> None:
     extra = sorted(set(eqn.params) - known)
     if extra:
         raise unsupported(eqn, f"unknown parameters {extra}")
+    missing = sorted(REQUIRED_PARAMS[eqn.primitive] - set(eqn.params))
+    if missing:
+        raise unsupported(eqn, f"parameters {missing} are missing")
 
 
 def _param(eqn: Any, name: str) -> Any:

@@ -239,13 +239,22 @@ class Report:
         """A plain-text table: one row per site and an overall row.
 
         Columns: units, dead %, dormant % per tau, low-firing %, firing-rate quartiles,
-        always-active %, and when available persistence % and the two ranks.
+        always-active %; when some site saw non-finite values, the non-finite share of its
+        values (a site without any finite value shows "-" for its unit percentages, never
+        0% dead); when available, persistence % and the two ranks.
         """
         has_persist = any(s.previous_dead is not None for s in self.sites.values())
         has_rank = any(s.effective_rank is not None for s in self.sites.values())
+        # Shown when some site saw NaN or inf (or nothing): its unit percentages then cover
+        # only the values that were finite, and a site with none shows "-", never 0%.
+        has_nonfinite = any(
+            s.samples == 0 or s.nonfinite_fraction != 0.0 for s in self.sites.values()
+        )
         head = ["site", "units", "dead%"]
         head += [f"dorm{_tau_key(t)}%" for t in self.taus]
         head += [f"fire<{_tau_key(self.low_rate)}%", "q25", "q50", "q75", "always%"]
+        if has_nonfinite:
+            head.append("nonfinite%")
         if has_persist:
             head.append("persist%")
         if has_rank:
@@ -260,10 +269,14 @@ class Report:
         rows = []
         for s in self.sites.values():
             q = s.firing_quartiles
-            row = [s.name, str(s.units), pct(s.dead_fraction)]
-            row += [pct(s.dormant_fraction(t)) for t in self.taus]
-            row += [pct(s.low_firing_fraction), *(num(v, "%.2f") for v in q)]
-            row.append(pct(s.always_active_fraction))
+            seen = s.samples > 0
+            unit_pct = pct if seen else (lambda _: "-")
+            row = [s.name, str(s.units), unit_pct(s.dead_fraction)]
+            row += [unit_pct(s.dormant_fraction(t)) for t in self.taus]
+            row += [unit_pct(s.low_firing_fraction), *(num(v, "%.2f") for v in q)]
+            row.append(unit_pct(s.always_active_fraction))
+            if has_nonfinite:
+                row.append(pct(s.nonfinite_fraction))
             if has_persist:
                 row.append(pct(s.persistence))
             if has_rank:
@@ -276,6 +289,8 @@ class Report:
         row += [pct(self.dormant_fraction(t)) for t in self.taus]
         row += [pct(self.low_firing_fraction), *(num(float(v), "%.2f") for v in q)]
         row.append(pct(self.always_active_fraction))
+        if has_nonfinite:
+            row.append("")
         if has_persist:
             row.append(pct(self.persistence))
         if has_rank:

@@ -50,10 +50,10 @@ def test_jit_and_vmap_over_keys():
     ("kwargs", "error", "match"),
     [
         ({"width": 0}, ValueError, "width"),
-        ({"depth": 1.5}, ValueError, "depth"),
+        ({"depth": 1.5}, TypeError, "depth"),  # wrong type: TypeError (relujax._validation)
         ({"n_points": 1}, ValueError, "n_points"),
         ({"domain": (1.0, -1.0)}, ValueError, "low < high"),
-        ({"domain": 1.0}, ValueError, "pair"),
+        ({"domain": 1.0}, TypeError, "pair"),
         ({"init": "rai", "bias_init": NORMAL}, ValueError, "paired"),
         ({"init": "nope"}, ValueError, "nope"),
         ({"init": 3}, TypeError, "init must be"),

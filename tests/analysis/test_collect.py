@@ -277,3 +277,42 @@ def test_sharded_batches_equal_unsharded():
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
     )
     assert "SHARDED-OK" in result.stdout, result.stderr[-3000:]
+
+
+class _Noisy(nnx.Module):
+    """Training mode: dropout before a ReLU, then an RReLU; both draw from NNX RNG streams."""
+
+    def __init__(self, rngs):
+        self.linear = nnx.Linear(4, 6, rngs=rngs)
+        self.drop = nnx.Dropout(0.5, rngs=rngs)
+        self.rrelu = relujax.nn.RReLU(rngs=rngs)
+
+    def __call__(self, x):
+        return self.rrelu(jax.nn.relu(self.drop(self.linear(x))))
+
+
+def _direct_calls(model, batches):
+    """Reference: successive direct calls, the ReLU site's statistics per call, merged."""
+    total = analysis.UnitStats.empty(6)
+    for b in batches:
+        pre = model.drop(model.linear(b))
+        total = total.merge(analysis.UnitStats.from_batch(pre, jax.nn.relu(pre)))
+        model.rrelu(jax.nn.relu(pre))  # the rest of the call, so the streams advance alike
+    return total
+
+
+@pytest.mark.parametrize("stacked", [False, True])
+def test_nnx_training_mode_sees_fresh_randomness_per_batch(stacked):
+    model = _Noisy(nnx.Rngs(0))
+    before = jax.tree.map(jnp.copy, nnx.state(model))
+    twin = nnx.clone(model)
+    batches = randn(5, 3, 8, 4)
+    stats = analysis.collect(model, batches if stacked else list(batches), sites="relu_0")
+    want = _direct_calls(twin, batches)
+    chex.assert_trees_all_close(stats["relu_0"], want, rtol=1e-5, atol=1e-6)
+    # fresh masks per batch: one batch seen three times does not fire three times alike
+    once = analysis.collect(model, [batches[0]], sites="relu_0")["relu_0"].firing.to_numpy()
+    thrice = analysis.collect(model, [batches[0]] * 3, sites="relu_0")["relu_0"].firing
+    assert not np.array_equal(thrice.to_numpy(), 3 * once)
+    # the user's module is left as it was (its RNG counters did not advance)
+    chex.assert_trees_all_equal(nnx.state(model), before)
