@@ -43,14 +43,7 @@ def dormant_units(stats: analysis.UnitStats | ArrayLike, *, tau: float) -> Array
     """
     _validation.number_array("dormant_units: tau", tau, minimum=0.0)
     abs_mean = stats.abs_mean if isinstance(stats, analysis.UnitStats) else jnp.asarray(stats)
-    abs_mean = abs_mean.astype(jnp.promote_types(abs_mean.dtype, jnp.float32))
-    valid = jnp.isfinite(abs_mean)
-    values = jnp.where(valid, abs_mean, 0.0)
-    n = jnp.sum(valid, axis=-1, keepdims=True)
-    mean = jnp.sum(values, axis=-1, keepdims=True) / jnp.maximum(n, 1)
-    positive = mean > 0
-    score = values / jnp.where(positive, mean, 1.0)
-    return valid & jnp.where(positive, score <= tau, True)
+    return analysis.dormant(abs_mean, tau)  # the one definition (relujax.analysis._dormancy)
 
 
 def dormant_masks(
