@@ -380,6 +380,13 @@ def test_dormant_units_hand_computed():
     chex.assert_trees_all_equal(
         jax.vmap(lambda a: remedies.dormant_units(a, tau=0.1))(batch), expected
     )
+    # tau traced: K configurations with their own threshold (a sweep's hyperparameter).
+    per_config = jax.jit(jax.vmap(lambda a, t: remedies.dormant_units(a, tau=t)))(
+        batch, jnp.array([0.0, 0.1])
+    )
+    chex.assert_trees_all_equal(
+        per_config, jnp.array([[True, False, False, False], [False, False, True, True]])
+    )
 
 
 def test_dormant_units_from_unit_stats():
