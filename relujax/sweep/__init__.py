@@ -1,8 +1,14 @@
 """Train many configurations at once under Optax schedules, tracking dead units as they train.
 
 :func:`run` trains every configuration of a :class:`Grid` (schedules x peak learning rates x
-activations x initializers x seeds) or a list of :class:`Config` in one jitted program per
-chunk of steps, and returns a :class:`SweepResult`.
+activations x initializers x data sets x intervention settings x seeds) or a list of
+:class:`Config` in one jitted program per chunk of steps, and returns a :class:`SweepResult`.
+It chains four stages that can also be called one by one: :func:`plan` (validate, group,
+fingerprint; nothing compiled), :func:`initial_state`, :func:`train_chunk` and
+:func:`result`, with the training settings in a frozen :class:`Options`. Per-step
+interventions (plasticity remedies such as ReDo) plug into the compiled loop as
+:class:`Intervention` subclasses, or :class:`Remedy` for those of
+:mod:`relujax.remedies.interventions`.
 
 Multi-host
 ----------
@@ -20,46 +26,53 @@ the config axis (``NamedSharding(Mesh(devices, ("configs",)), PartitionSpec("con
 the data are replicated with ``PartitionSpec()``). The program is a ``jax.shard_map`` over
 that mesh with no collectives: configurations never communicate. Metrics are gathered on
 every process with ``multihost_utils.process_allgather`` after each chunk; orbax writes and
-reads the sharded checkpoints from all processes (use a shared file system or bucket). No
-process pool is involved: JAX's multi-controller runtime is the only parallel machinery.
+reads the sharded checkpoints from all processes (use a shared file system or bucket).
 """
 
 from relujax.sweep import optimizers as optimizers
+from relujax.sweep._intervention import Chain as Chain
+from relujax.sweep._intervention import Intervention as Intervention
+from relujax.sweep._intervention import Remedy as Remedy
+from relujax.sweep._intervention import StepContext as StepContext
 from relujax.sweep._lock import DirectoryLock as DirectoryLock
-from relujax.sweep._reference import run_reference as run_reference
+from relujax.sweep._options import Options as Options
+from relujax.sweep._plan import Plan as Plan
+from relujax.sweep._plan import plan as plan
 from relujax.sweep._result import SweepResult as SweepResult
-from relujax.sweep._result import versions as versions
 from relujax.sweep._run import ChunkInfo as ChunkInfo
+from relujax.sweep._run import SweepState as SweepState
+from relujax.sweep._run import initial_state as initial_state
+from relujax.sweep._run import result as result
 from relujax.sweep._run import run as run
+from relujax.sweep._run import train_chunk as train_chunk
 from relujax.sweep._spec import OPTIMIZERS as OPTIMIZERS
 from relujax.sweep._spec import CNNSpec as CNNSpec
 from relujax.sweep._spec import Config as Config
 from relujax.sweep._spec import Grid as Grid
 from relujax.sweep._spec import MLPSpec as MLPSpec
 from relujax.sweep._spec import OptimizerSpec as OptimizerSpec
-from relujax.sweep._strategy import STRATEGIES as STRATEGIES
-from relujax.sweep._strategy import choose_strategy as choose_strategy
-from relujax.sweep._train import config_keys as config_keys
-from relujax.sweep._train import loss_fn as loss_fn
-from relujax.sweep._train import sample_batch as sample_batch
 
 __all__ = [
     "OPTIMIZERS",
-    "STRATEGIES",
     "CNNSpec",
+    "Chain",
     "ChunkInfo",
     "Config",
     "DirectoryLock",
     "Grid",
+    "Intervention",
     "MLPSpec",
     "OptimizerSpec",
+    "Options",
+    "Plan",
+    "Remedy",
+    "StepContext",
     "SweepResult",
-    "choose_strategy",
-    "config_keys",
-    "loss_fn",
+    "SweepState",
+    "initial_state",
     "optimizers",
+    "plan",
+    "result",
     "run",
-    "run_reference",
-    "sample_batch",
-    "versions",
+    "train_chunk",
 ]

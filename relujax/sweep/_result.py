@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from relujax.schedules import Schedule
 from relujax.sweep._spec import Config
 
 
@@ -24,8 +23,8 @@ def versions() -> dict[str, str]:
       "device_count", "process_count"}`` mapped to strings.
 
     Examples:
-      >>> from relujax import sweep
-      >>> sorted(sweep.versions())[:4]
+      >>> from relujax.sweep._result import versions
+      >>> sorted(versions())[:4]
       ['backend', 'device_count', 'flax', 'jax']
     """
     import platform
@@ -114,13 +113,6 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-
-
-def _config_from_dict(d: dict[str, Any]) -> Config:
-    sched = dict(d["schedule"])
-    name = sched.pop("name")
-    sched = {k: tuple(v) if isinstance(v, list) else v for k, v in sched.items()}
-    return Config(Schedule(name, **sched), d["peak_lr"], d["activation"], d["init"], d["seed"])
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -225,7 +217,7 @@ class SweepResult:
             for n in names
         }
         return cls(
-            configs=tuple(_config_from_dict(r["config"]) for r in runs),
+            configs=tuple(Config.from_dict(r["config"]) for r in runs),
             steps=np.asarray(d["steps"], np.int64),
             metrics=metrics,
             diverged_step=np.asarray([r["diverged_step"] for r in runs], np.int64),

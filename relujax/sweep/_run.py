@@ -1,11 +1,8 @@
-"""``run``: train every configuration of a sweep in one compiled program per chunk of steps."""
+"""Stages 2-4 of a sweep (initial state, chunks, result) and ``run``, which chains them all."""
 
 from __future__ import annotations
 
-import functools
 import json
-import math
-import numbers
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -14,29 +11,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from relujax import _optional
-from relujax import schedules as _schedules
 from relujax.data import Dataset
-from relujax.sweep import _strategy
 from relujax.sweep._checkpoint import Checkpointer
 from relujax.sweep._host import put, to_host
+from relujax.sweep._intervention import Intervention
+from relujax.sweep._options import Options
+from relujax.sweep._plan import AXIS, Plan, plan
 from relujax.sweep._result import SweepResult, versions
-from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec, OptimizerSpec, abstract_split
-from relujax.sweep._train import LAYERED, Data, RunState, Trainer, config_keys
-from relujax.sweep._validate import (
-    as_configs,
-    check_activation,
-    check_dataset,
-    check_devices,
-    check_init,
-    check_int,
-)
-from relujax.sweep._validate import fingerprint as fingerprint_of
-
-AXIS = "configs"
+from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec, OptimizerSpec
+from relujax.sweep._train import LAYERED, Data, Keys, RunState, config_keys
+from relujax.sweep._validate import check_int
 
 
 class ChunkInfo(NamedTuple):
@@ -65,132 +53,242 @@ class ChunkInfo(NamedTuple):
     diverged_step: np.ndarray
 
 
-# --------------------------------------------------------------------------------------------
-# the compiled program
+class SweepState(NamedTuple):
+    """A sweep between chunks: what :func:`initial_state` returns and :func:`train_chunk` advances.
 
+    Attributes:
+      chunks_done: chunks trained so far.
+      states: per activation group, the stacked training states (device arrays, sharded
+        over the config axis).
+      metrics: name -> host array ``[K, E(, L)]``, NaN where not yet recorded.
+      diverged_step: ``int[K]``, -1 where not diverged.
+      inputs: the constant device inputs ``(hps, keys, data)`` of the program.
+    """
 
-class _GroupStatic(NamedTuple):
-    activation: str
-    strategy: str
-    map_batch_size: int | None
-
-
-class _Static(NamedTuple):
-    model: MLPSpec | CNNSpec
-    input_shape: tuple[int, ...]
-    out_features: int
-    optimizer: OptimizerSpec
-    branches: tuple
-    total_steps: int
-    batch_size: int
-    eval_every: int
-    chunk_steps: int
-    dormant_tau: float
-    classification: bool
-    groups: tuple[_GroupStatic, ...]
-    mesh: Mesh
-
-
-def _trainer(static: _Static, activation: str) -> Trainer:
-    batch = _schedules.ScheduleBatch((), static.total_steps, {}, static.branches)
-    return Trainer(
-        graphdef=abstract_split(static.model, static.input_shape, static.out_features, activation)[
-            0
-        ],
-        optimizer=static.optimizer,
-        schedules=batch,
-        batch_size=static.batch_size,
-        eval_every=static.eval_every,
-        chunk_steps=static.chunk_steps,
-        dormant_tau=static.dormant_tau,
-        classification=static.classification,
-    )
-
-
-@functools.lru_cache(maxsize=32)
-def _program(static: _Static) -> Callable[..., Any]:
-    """The jitted chunk program for all groups; cached on the static settings."""
-    trainers = [_trainer(static, g.activation) for g in static.groups]
-
-    def group_fn(trainer: Trainer, group: _GroupStatic):
-        def local(states, hps, keys, start, data):
-            def one(state, hp, key):
-                return trainer.chunk(state, hp, key, start, data)
-
-            if group.strategy == "vmap":
-                return jax.vmap(one)(states, hps, keys)
-            return jax.lax.map(
-                lambda a: one(*a), (states, hps, keys), batch_size=group.map_batch_size
-            )
-
-        return jax.shard_map(
-            local,
-            mesh=static.mesh,
-            in_specs=(P(AXIS), P(AXIS), P(AXIS), P(), P()),
-            out_specs=(P(AXIS), P(AXIS)),
-            check_vma=False,
-        )
-
-    fns = [group_fn(t, g) for t, g in zip(trainers, static.groups, strict=True)]
-
-    def program(states, hps, keys, start, data):
-        outs = [f(s, h, k, start, data) for f, s, h, k in zip(fns, states, hps, keys, strict=True)]
-        return tuple(o[0] for o in outs), tuple(o[1] for o in outs)
-
-    return jax.jit(program, donate_argnums=(0,))
+    chunks_done: int
+    states: tuple[RunState, ...]
+    metrics: dict[str, np.ndarray]
+    diverged_step: np.ndarray
+    inputs: tuple[Any, Any, Data]
 
 
 # --------------------------------------------------------------------------------------------
-# initialization
+# stage 2: the initial state
 
 
-def _init_one(static: _Static, activation: str, config: Config) -> tuple[Any, Any]:
+def _init_one(p: Plan, activation: str, config: Config) -> tuple[Any, Any]:
     """``(params, rest)`` of one configuration, built eagerly exactly as a single run would.
 
     Eager construction reuses JAX's compiled random kernels across configurations (one
     compile per layer shape), which is much cheaper than compiling a vmapped initializer.
     """
-    model = static.model.build(
-        static.input_shape,
-        static.out_features,
+    d = p.datasets[config.data]
+    model = p.options.model.build(
+        d.input_shape,
+        p._static.out_features,
         activation=activation,
-        kernel_init=config.init,
+        kernel_init=config.kernel_initializer(),
+        bias_init=config.bias_initializer(),
         rngs=nnx.Rngs(config_keys(config.seed)[0]),
     )
     _, params, rest = nnx.split(model, nnx.Param, ...)
     return params, rest
 
 
-def _init_group(static: _Static, group: _GroupStatic, configs: Sequence[Config]) -> RunState:
-    """Stacked initial states of ``configs`` (all of the group's activation)."""
-    parts = [_init_one(static, group.activation, c) for c in configs]
-    structures = {jax.tree.structure(p) for p in parts}
-    if len(structures) != 1:
+def _init_group(p: Plan, activation: str, members: Sequence[int]) -> RunState:
+    """Stacked initial states of the configurations ``members`` (all of one activation)."""
+    configs = [p.configs[k] for k in members]
+    parts = [_init_one(p, activation, c) for c in configs]
+    if len({jax.tree.structure(x) for x in parts}) != 1:
         inits = sorted({c.init for c in configs})
         raise ValueError(f"the inits {inits} build parameters of different structures.")
     params, rest = jax.tree.map(lambda *xs: jnp.stack(xs), *parts)
-    opt = static.optimizer.build(lambda count: jnp.float32(1.0))
+    opt = p.options.optimizer.build(lambda count: jnp.float32(1.0))
     opt_state = jax.vmap(opt.init)(params)
     diverged = jnp.full((len(configs),), -1, jnp.int32)
-    return RunState(params, rest, opt_state, diverged)
+    iv: Intervention | None = p.options.intervention
+    istate = () if iv is None else jax.vmap(iv.init)(params)
+    initial = params if iv is not None and iv.needs_initial_params else ()
+    return RunState(params, rest, opt_state, diverged, istate, initial)
 
 
-def _site_names(static: _Static, activation: str) -> tuple[str, ...]:
-    from relujax import analysis
+def _hparams(p: Plan, members: Sequence[int]) -> dict[str, Any]:
+    iv = p.options.intervention
+    defaults = {} if iv is None else dict(iv.hyperparameters)
+    configs = [p.configs[k] for k in members]
+    return {
+        "schedule": jax.tree.map(lambda a: np.asarray(a)[list(members)], p._schedules.params),
+        "data": np.asarray([c.data for c in configs], np.int32),
+        "intervention": {
+            name: np.asarray([dict(c.intervention).get(name, default) for c in configs], np.float32)
+            for name, default in defaults.items()
+        },
+    }
 
-    graphdef, params, rest = abstract_split(
-        static.model, static.input_shape, static.out_features, activation
+
+def _keys(p: Plan, members: Sequence[int]) -> Keys:
+    keys = [config_keys(p.configs[k].seed) for k in members]
+    return Keys(data=jnp.stack([k[1] for k in keys]), intervention=jnp.stack([k[2] for k in keys]))
+
+
+def _data(p: Plan) -> Data:
+    x_dtype, y_dtype = np.float32, np.int32 if p.classification else np.float32
+    n = p.probe_size
+
+    def stack(field, dtype, rows=None):
+        return np.stack([np.asarray(getattr(d, field), dtype)[:rows] for d in p.datasets])
+
+    return Data(
+        stack("x_train", x_dtype),
+        stack("y_train", y_dtype),
+        stack("x_train", x_dtype, n),
+        stack("y_train", y_dtype, n),
+        stack("x_test", x_dtype),
+        stack("y_test", y_dtype),
     )
 
-    def apply(params, rest, x):
-        return nnx.merge(graphdef, params, rest)(x)
 
-    x = jax.ShapeDtypeStruct((2, *static.input_shape), jnp.float32)
-    return tuple(s.name for s in analysis.find_sites(apply, params, rest, x))
+def initial_state(p: Plan) -> SweepState:
+    """Stage 2: the initial state of every configuration, placed on the plan's devices.
+
+    Args:
+      p: a :class:`Plan`.
+
+    Returns:
+      A :class:`SweepState` with no chunk done.
+
+    Examples:
+      >>> from relujax import data, sweep
+      >>> ds = data.gaussian_mixture(n_train=64, n_test=16, dim=4, num_classes=3)
+      >>> p = sweep.plan([sweep.Config("constant", 1e-2)], ds,
+      ...                sweep.Options(steps=4, model=sweep.MLPSpec((8,)), eval_every=2))
+      >>> s = sweep.initial_state(p)
+      >>> s.chunks_done, s.metrics["test_loss"].shape
+      (0, (1, 3))
+    """
+    mesh = p._static.mesh
+    replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P(AXIS))
+    activations = [g.activation for g in p._static.groups]
+    states = tuple(
+        put(_init_group(p, a, m), sharded) for a, m in zip(activations, p._padded, strict=True)
+    )
+    hps = tuple(put(_hparams(p, m), sharded) for m in p._padded)
+    keys = tuple(put(_keys(p, m), sharded) for m in p._padded)
+    data = put(_data(p), replicated)
+    k, e, layers = len(p.configs), p.evaluations, p.options.model.layers
+    names = ["train_loss", "test_loss", *(["test_accuracy"] if p.classification else []), "lr"]
+    if p.options.intervention is not None:
+        names += _intervention_metric_names(p, states[0])
+    metrics = {n: np.full((k, e), np.nan, np.float32) for n in names}
+    metrics.update({n: np.full((k, e, layers), np.nan, np.float32) for n in LAYERED})
+    return SweepState(0, states, metrics, np.full((k,), -1, np.int64), (hps, keys, data))
+
+
+def _intervention_metric_names(p: Plan, group_state: RunState) -> list[str]:
+    iv = p.options.intervention
+    one = jax.tree.map(lambda a: a[0], group_state.intervention)
+    shapes = jax.eval_shape(iv.metrics, one)
+    for name, s in shapes.items():
+        if s.shape != ():
+            raise ValueError(f"intervention metric {name!r} must be a scalar, got shape {s.shape}.")
+        if name in ("train_loss", "test_loss", "test_accuracy", "lr", *LAYERED):
+            raise ValueError(f"intervention metric {name!r} clashes with a built-in metric.")
+    return list(shapes)
 
 
 # --------------------------------------------------------------------------------------------
-# host transfer
+# stage 3: chunks
+
+
+def train_chunk(p: Plan, s: SweepState) -> tuple[SweepState, float]:
+    """Stage 3: train the next chunk of every configuration in one compiled program.
+
+    Args:
+      p: the :class:`Plan`.
+      s: the state after ``s.chunks_done`` chunks (its device arrays are donated).
+
+    Returns:
+      ``(new state, seconds)``: the state after one more chunk, with its evaluations
+      recorded, and the chunk's wall time.
+    """
+    if s.chunks_done >= p.chunks:
+        raise ValueError(f"all {p.chunks} chunks are done.")
+    t0 = time.perf_counter()
+    c = s.chunks_done
+    hps, keys, data = s.inputs
+    start = jnp.int32(c * p.options.chunk_steps)
+    states, chunk_metrics = p.program()(s.states, hps, keys, start, data)
+    chunk_metrics = to_host(chunk_metrics)
+    per_chunk = p.options.chunk_steps // p.options.eval_every
+    metrics = {n: v.copy() for n, v in s.metrics.items()}
+    diverged = s.diverged_step.copy()
+    rows = np.arange(per_chunk + 1) + c * per_chunk
+    cols = slice(0 if c == 0 else 1, None)
+    for g, m in enumerate(p.members):
+        cm = chunk_metrics[g]
+        for n in metrics:
+            metrics[n][np.ix_(m, rows[cols])] = cm[n][: len(m), cols]
+        diverged[list(m)] = to_host(states[g].diverged_at)[: len(m)]
+    new = SweepState(c + 1, states, metrics, diverged, s.inputs)
+    return new, time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------------------------
+# stage 4: the result
+
+
+def result(p: Plan, s: SweepState, *, wall_seconds: float | None = None) -> SweepResult:
+    """Stage 4: the :class:`SweepResult` of a finished sweep (metrics masked after divergence).
+
+    Args:
+      p: the :class:`Plan`.
+      s: the state after all chunks.
+      wall_seconds: recorded in ``meta`` if given.
+
+    Returns:
+      A :class:`SweepResult`.
+    """
+    if s.chunks_done != p.chunks:
+        raise ValueError(f"the sweep has done {s.chunks_done} of {p.chunks} chunks.")
+    eval_steps = np.arange(p.evaluations, dtype=np.int64) * p.options.eval_every
+    masked = {}
+    diverged = s.diverged_step
+    for n, v in s.metrics.items():
+        bad = (diverged[:, None] >= 0) & (eval_steps[None, :] >= diverged[:, None])
+        v = v.copy()
+        v[bad] = np.nan
+        masked[n] = v
+    params: list[Any] = [None] * len(p.configs)
+    for st, m in zip(s.states, p.members, strict=True):
+        host = to_host(st.params)
+        for j, k in enumerate(m):
+            params[k] = jax.tree.map(lambda a, j=j: a[j], host)
+    shapes = [
+        {
+            "x_train": list(d.x_train.shape),
+            "x_test": list(d.x_test.shape),
+            "task": "classification" if d.is_classification else "regression",
+            "output_dim": d.output_dim,
+        }
+        for d in p.datasets
+    ]
+    meta = {
+        **p.settings,
+        "configs": len(p.configs),
+        "dataset": shapes[0] if len(shapes) == 1 else shapes,
+        "versions": versions(),
+    }
+    if wall_seconds is not None:
+        meta["wall_seconds"] = wall_seconds
+    return SweepResult(
+        configs=p.configs,
+        steps=eval_steps,
+        metrics=masked,
+        diverged_step=diverged.copy(),
+        layer_sites=tuple(p.layer_sites[c.activation] for c in p.configs),
+        meta=meta,
+        final_params=params,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,9 +297,9 @@ def _site_names(static: _Static, activation: str) -> tuple[str, ...]:
 
 def run(
     configs: Grid | Sequence[Config],
-    dataset: Dataset,
+    data: Dataset | Sequence[Dataset],
     *,
-    steps: int,
+    steps: int | None = None,
     model: MLPSpec | CNNSpec | None = None,
     optimizer: OptimizerSpec | str = "adam",
     batch_size: int = 128,
@@ -211,6 +309,8 @@ def run(
     dormant_tau: float = 0.025,
     strategy: str = "auto",
     map_batch_size: int | None = None,
+    intervention: Intervention | None = None,
+    options: Options | None = None,
     checkpoint_dir: str | None = None,
     checkpoint_every: int = 1,
     progress: bool = False,
@@ -219,55 +319,66 @@ def run(
 ) -> SweepResult:
     r"""Train every configuration together and record their metrics and dead units.
 
+    ``run`` chains the four stages: :func:`plan` (validate and group),
+    :func:`initial_state`, :func:`train_chunk` (one compiled program per chunk of steps;
+    checkpoints, progress and ``callback`` between chunks) and :func:`result`. The keyword
+    arguments from ``steps`` to ``intervention`` are the fields of :class:`Options`; give
+    them one by one or as ``options=Options(...)`` (not both).
+
     Configurations are grouped by activation (one model graph each); within a group their
-    parameters, optimizer states, schedule parameters and data keys are stacked along a
-    leading *config axis*, sharded over ``devices`` with :func:`jax.shard_map`, and trained
-    by one jitted program per chunk: ``lax.scan`` over the chunk's steps, with an evaluation
-    every ``eval_every`` steps, and configurations batched with ``jax.vmap`` or mapped one
-    after another with ``jax.lax.map`` (``strategy``). Each configuration draws its own
-    minibatches (:func:`sample_batch`) and uses its own learning-rate schedule
-    (``optimizer.build(schedule)``, bit-identical to a plain single run's optimizer).
+    parameters, optimizer states, schedule parameters, intervention hyperparameters and data
+    keys are stacked along a leading *config axis*, sharded over ``devices`` with
+    :func:`jax.shard_map`, and trained by ``lax.scan`` over the chunk's steps, with an
+    evaluation every ``eval_every`` steps, and configurations batched with ``jax.vmap`` or
+    mapped one after another with ``jax.lax.map`` (``strategy``). Configuration ``k`` with
+    seed ``s`` draws its parameters from ``fold_in(key(s), 0)`` (``Config.init`` with its
+    parameters), its minibatches of step ``t`` as ``randint(fold_in(fold_in(key(s), 1), t),
+    (batch_size,), 0, n)`` from its data set ``Config.data``, and uses its own learning-rate
+    schedule (``optimizer.build(schedule)``, bit-identical to a plain single run's optimizer).
+    After each update the ``intervention`` (if any) acts with the configuration's own
+    hyperparameters (see :class:`Intervention`).
 
     At step 0 and every ``eval_every`` steps it records, per configuration, the loss on a
     fixed probe set (the first ``probe_size`` training examples), the test loss and accuracy,
-    the learning rate, and per activation layer the fraction of dead units (never fired on
-    the probe set), of dormant units (ReDo score :math:`\le` ``dormant_tau``) and the mean
-    firing rate, from :func:`relujax.analysis.with_stats` on the probe forward pass.
+    the learning rate, per activation layer the fraction of dead units (never fired on the
+    probe set), of dormant units (ReDo score :math:`\le` ``dormant_tau``) and the mean
+    firing rate, and the intervention's metrics.
 
-    On CPU, expose one JAX device per core (set
-    ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` before JAX starts): the config axis
-    is then split over the cores and the shards run concurrently, which on 2 cores made the
-    K = 64 MNIST-1D sweeps of ``benchmarks/sweep.py`` 1.11x (width 256: 74.0 vs 82.1 s) to
-    1.81x (width 32: 3.27 vs 5.92 s) faster than one device.
+    On CPU, expose one JAX device per core (``XLA_FLAGS=--xla_force_host_platform_device_count=N``
+    before JAX starts): the config axis is then split over the cores.
 
     A configuration whose training loss becomes non-finite at step :math:`t` is marked
     diverged at :math:`t`; its state is frozen and its later metrics are NaN. Configurations
     are independent: no computation mixes them.
 
-    With ``checkpoint_dir``, a checkpoint is written every ``checkpoint_every`` chunks and at
-    the end; calling ``run`` again with the same arguments resumes from the latest one and
-    returns the result an uninterrupted run would (bit for bit on the same devices).
+    With ``checkpoint_dir``, a verified checkpoint is written every ``checkpoint_every``
+    chunks and at the end (the directory is locked against a second writer); calling ``run``
+    again with the same arguments resumes from the newest intact one and returns the result
+    an uninterrupted run would (bit for bit on the same devices).
 
     Args:
       configs: a :class:`Grid` or a list of :class:`Config`.
-      dataset: a :class:`relujax.data.Dataset` (integer labels: classification with softmax
-        cross-entropy; float targets ``[n, d]``: regression with mean squared error).
-      steps: training steps per configuration.
+      data: a :class:`relujax.data.Dataset` (integer labels: classification with softmax
+        cross-entropy; float targets ``[n, d]``: regression with mean squared error), or a
+        list of data sets of equal shapes indexed by ``Config.data``.
+      steps: training steps per configuration (see :class:`Options` for this and the
+        following nine).
       model: :class:`MLPSpec` (default: three hidden layers of 256) or :class:`CNNSpec`.
-      optimizer: an :class:`OptimizerSpec` or one of :data:`OPTIMIZERS`.
+      optimizer: an :class:`OptimizerSpec` or a name of ``sweep.optimizers.names()``.
       batch_size: minibatch size.
-      eval_every: steps between evaluations (must divide ``chunk_steps``); default ``steps``.
-      chunk_steps: steps per compiled chunk (must divide ``steps``); default ``steps``.
-        Checkpoints, progress and ``callback`` happen between chunks.
-      probe_size: size of the probe set (capped at the training set size).
+      eval_every: steps between evaluations; default ``steps``.
+      chunk_steps: steps per compiled chunk; default ``steps``.
+      probe_size: size of the probe set.
       dormant_tau: ReDo's threshold :math:`\tau` for dormant units.
-      strategy: ``"vmap"``, ``"map"`` (``lax.map``: configurations one after another inside
-        the program) or ``"auto"`` (per backend and model size; see :func:`choose_strategy`).
+      strategy: ``"vmap"``, ``"map"`` or ``"auto"``.
       map_batch_size: with ``"map"``, vmap over this many configurations at a time.
-      checkpoint_dir: directory for orbax checkpoints (created; needs the
-        ``orbax-checkpoint`` package, in relujax's ``experiments`` extra); None disables them.
+      intervention: a per-step :class:`Intervention`, or None.
+      options: all of the above as an :class:`Options`.
+      checkpoint_dir: directory for orbax checkpoints (needs the ``orbax-checkpoint``
+        package, in relujax's ``experiments`` extra); None disables them.
       checkpoint_every: chunks between checkpoints.
-      progress: show a ``tqdm`` progress bar over chunks (process 0 only).
+      progress: show a ``tqdm`` progress bar over chunks (process 0 only; ``tqdm`` is in the
+        ``experiments`` extra).
       callback: called with a :class:`ChunkInfo` after every chunk (after its checkpoint).
       devices: devices of the config axis (default: all of ``jax.devices()``, every host).
 
@@ -275,254 +386,86 @@ def run(
       A :class:`SweepResult`.
 
     Raises:
-      ValueError / TypeError: for unknown schedule, optimizer, activation or init names,
-        empty grids, steps not divisible into chunks or evaluations, and datasets whose
-        shapes do not fit together or the model, before anything is compiled.
+      ValueError / TypeError: for unknown names, empty grids, steps not divisible into
+        chunks or evaluations, non-finite data, data sets whose shapes do not fit together
+        or the model, bad devices, before anything is compiled.
 
     Examples:
       >>> from relujax import data, sweep
       >>> ds = data.gaussian_mixture(n_train=256, n_test=64, dim=8, num_classes=3)
       >>> configs = sweep.Grid(["constant"], [1e-2, 1e35]).configs()  # the second diverges
-      >>> kw = dict(steps=40, model=sweep.MLPSpec((16,)), batch_size=32, eval_every=10,
-      ...           probe_size=128)
-      >>> result = sweep.run(configs, ds, chunk_steps=10, strategy="map", **kw)
+      >>> result = sweep.run(configs, ds, steps=40, model=sweep.MLPSpec((16,)), batch_size=32,
+      ...                    eval_every=10, probe_size=128, chunk_steps=10, strategy="map")
       >>> result.steps, result.diverged_step
       (array([ 0, 10, 20, 30, 40]), array([-1,  1]))
-      >>> result.metrics["test_accuracy"].round(3)
-      array([[0.516, 0.844, 0.969, 0.969, 0.969],
-             [0.516,   nan,   nan,   nan,   nan]], dtype=float32)
-      >>> loop = sweep.run_reference(configs, ds, **kw)  # one jitted step per Python step
-      >>> bool((loop.metrics["test_loss"][0] == result.metrics["test_loss"][0]).all())
-      True
+      >>> print(result.metrics["test_accuracy"][0].round(1))
+      [0.5 0.8 1.  1.  1. ]
     """
-    # ---- validate everything first --------------------------------------------------------
-    configs = as_configs(configs)
-    model = MLPSpec() if model is None else model
-    if not isinstance(model, (MLPSpec, CNNSpec)):
-        raise TypeError(f"model must be a relujax.sweep.MLPSpec or CNNSpec, got {model!r}.")
-    if isinstance(optimizer, str):
-        optimizer = OptimizerSpec(optimizer)
-    if not isinstance(optimizer, OptimizerSpec):
-        raise TypeError(f"optimizer must be an OptimizerSpec or a name, got {optimizer!r}.")
-    check_dataset(dataset, model)
-    steps = check_int("steps", steps)
-    batch_size = check_int("batch_size", batch_size)
-    eval_every = steps if eval_every is None else check_int("eval_every", eval_every)
-    chunk_steps = steps if chunk_steps is None else check_int("chunk_steps", chunk_steps)
-    if steps % chunk_steps:
-        raise ValueError(f"chunk_steps={chunk_steps} must divide steps={steps}.")
-    if chunk_steps % eval_every:
-        raise ValueError(f"eval_every={eval_every} must divide chunk_steps={chunk_steps}.")
-    probe_size = min(check_int("probe_size", probe_size), len(dataset.x_train))
-    checkpoint_every = check_int("checkpoint_every", checkpoint_every)
-    if not (isinstance(dormant_tau, numbers.Real) and 0.0 <= dormant_tau < math.inf):
-        raise ValueError(f"dormant_tau must be a number >= 0, got {dormant_tau!r}.")
-    if strategy not in _strategy.STRATEGIES:
-        raise ValueError(f"strategy must be one of {list(_strategy.STRATEGIES)}, got {strategy!r}.")
-    if map_batch_size is not None:
-        map_batch_size = check_int("map_batch_size", map_batch_size)
-    for name in dict.fromkeys(c.activation for c in configs):
-        check_activation(name)
-    for name in dict.fromkeys(c.init for c in configs):
-        check_init(name)
-    batch = _schedules.stack(
-        [c.schedule for c in configs],
-        total_steps=steps,
-        peak_values=[c.peak_lr for c in configs],
-    )
-    devices = check_devices(devices)
-    if progress:
-        _optional.require("tqdm.auto", package="tqdm", purpose="sweep.run(progress=True)")
-    if checkpoint_dir is not None:
-        _optional.require(
-            "orbax.checkpoint", package="orbax-checkpoint", purpose="sweep.run(checkpoint_dir=...)"
-        )
-    mesh = Mesh(np.asarray(devices), (AXIS,))
-    n_dev = len(devices)
-
-    # ---- groups (one model graph per activation), padded to the device count ---------------
-    classification = dataset.is_classification
-    activations = list(dict.fromkeys(c.activation for c in configs))
-    members = [[k for k, c in enumerate(configs) if c.activation == a] for a in activations]
-    padded = [m + [m[-1]] * (-len(m) % n_dev) for m in members]
-    input_shape = tuple(dataset.x_train.shape[1:])
-    base = _Static(
-        model=model,
-        input_shape=input_shape,
-        out_features=dataset.output_dim,
+    fields = dict(
+        steps=steps,
+        model=MLPSpec() if model is None else model,
         optimizer=optimizer,
-        branches=batch._branches,
-        total_steps=steps,
         batch_size=batch_size,
         eval_every=eval_every,
         chunk_steps=chunk_steps,
-        dormant_tau=float(dormant_tau),
-        classification=classification,
-        groups=(),
-        mesh=mesh,
+        probe_size=probe_size,
+        dormant_tau=dormant_tau,
+        strategy=strategy,
+        map_batch_size=map_batch_size,
+        intervention=intervention,
     )
-    groups = tuple(
-        _GroupStatic(
-            a,
-            _strategy.choose_strategy(
-                strategy,
-                model=model,
-                input_shape=input_shape,
-                out_features=dataset.output_dim,
-                batch_size=batch_size,
-                configs=len(m),
-                devices=n_dev,
-            ),
-            map_batch_size,
+    if options is None:
+        if steps is None:
+            raise TypeError("run() needs steps=... (or options=Options(steps=...)).")
+        options = Options(**fields)
+    elif steps is not None:
+        raise TypeError(
+            "run(): give the training settings as options=... or as keywords, not both."
         )
-        for a, m in zip(activations, padded, strict=True)
-    )
-    static = base._replace(groups=groups)
-
-    settings = {
-        "model": model.to_dict(),
-        "optimizer": optimizer.to_dict(),
-        "configs": [c.to_dict() for c in configs],
-        "steps": steps,
-        "batch_size": batch_size,
-        "eval_every": eval_every,
-        "chunk_steps": chunk_steps,
-        "probe_size": probe_size,
-        "dormant_tau": float(dormant_tau),
-        # Everything else that changes the numbers: how configurations are batched, over how
-        # many devices of which backend, with which library versions.
-        "strategy": {g.activation: g.strategy for g in groups},
-        "map_batch_size": map_batch_size,
-        "devices": n_dev,
-        "versions": {k: v for k, v in versions().items() if k != "device_count"},
-    }
-    fingerprint = fingerprint_of(settings, dataset)
-
-    # ---- device data and initial state --------------------------------------------------------
-    replicated = NamedSharding(mesh, P())
-    sharded = NamedSharding(mesh, P(AXIS))
-    x_train, x_test = (np.asarray(a, np.float32) for a in (dataset.x_train, dataset.x_test))
-    y_dtype = np.int32 if classification else np.float32
-    y_train, y_test = (np.asarray(a, y_dtype) for a in (dataset.y_train, dataset.y_test))
-    data = put(
-        Data(
-            x_train,
-            y_train,
-            x_train[:probe_size],
-            y_train[:probe_size],
-            x_test,
-            y_test,
-        ),
-        replicated,
-    )
-    states = tuple(
-        put(_init_group(static, g, [configs[k] for k in m]), sharded)
-        for g, m in zip(groups, padded, strict=True)
-    )
-    hps = tuple(
-        put(jax.tree.map(lambda a, m=m: np.asarray(a)[m], batch.params), sharded) for m in padded
-    )
-    keys = tuple(
-        put(np.stack([np.asarray(config_keys(configs[k].seed)[1]) for k in m]), sharded)
-        for m in padded
-    )
-    sites = {a: _site_names(static, a) for a in activations}
-    n_layers = {len(s) for s in sites.values()}
-    if len(n_layers) != 1 or n_layers != {model.layers}:
-        raise ValueError(
-            f"expected {model.layers} activation sites per model, found "
-            f"{ {a: list(s) for a, s in sites.items()} }."
-        )
-
-    n_evals = steps // eval_every + 1
-    per_chunk = chunk_steps // eval_every
-    n_chunks = steps // chunk_steps
-    k_total = len(configs)
-    names = ["train_loss", "test_loss", *(["test_accuracy"] if classification else []), "lr"]
-    metrics = {n: np.full((k_total, n_evals), np.nan, np.float32) for n in names}
-    metrics.update(
-        {n: np.full((k_total, n_evals, model.layers), np.nan, np.float32) for n in LAYERED}
-    )
-    diverged = np.full((k_total,), -1, np.int64)
-
-    # ---- resume ------------------------------------------------------------------------------
-    done = 0
+    checkpoint_every = check_int("checkpoint_every", checkpoint_every)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}.")
+    p = plan(configs, data, options, devices=devices)
+    tqdm = None
+    if progress:
+        tqdm = _optional.require("tqdm.auto", package="tqdm", purpose="sweep.run(progress=True)")
     checkpointer = None
     if checkpoint_dir is not None:
-        checkpointer = Checkpointer(checkpoint_dir, fingerprint, json.loads(json.dumps(settings)))
-        restored = checkpointer.restore(states, metrics)
-        if restored is not None:
-            states, metrics, done = restored
-            for s, m in zip(states, members, strict=True):
-                diverged[m] = to_host(s.diverged_at)[: len(m)]
-
-    program = _program(static)
-    bar = None
-    if progress and jax.process_index() == 0:
-        tqdm = _optional.require("tqdm.auto", package="tqdm", purpose="progress=True").tqdm
-        bar = tqdm(total=n_chunks, initial=done, unit="chunk", desc="sweep")
-    t_start = time.perf_counter()
+        # Opened (and locked) before the initial state is built, so a second writer fails fast.
+        checkpointer = Checkpointer(
+            checkpoint_dir, p.fingerprint, json.loads(json.dumps(p.settings, default=str))
+        )
     try:
-        for c in range(done, n_chunks):
-            t0 = time.perf_counter()
-            start = jnp.int32(c * chunk_steps)
-            states, chunk_metrics = program(states, hps, keys, start, data)
-            chunk_metrics = to_host(chunk_metrics)
-            for g, m in enumerate(members):
-                cm = chunk_metrics[g]
-                rows = np.arange(per_chunk + 1) + c * per_chunk
-                cols = slice(0 if c == 0 else 1, None)
-                for n in metrics:
-                    metrics[n][np.ix_(m, rows[cols])] = cm[n][: len(m), cols]
-                diverged[m] = to_host(states[g].diverged_at)[: len(m)]
-            seconds = time.perf_counter() - t0
-            if checkpointer is not None and ((c + 1) % checkpoint_every == 0 or c + 1 == n_chunks):
-                checkpointer.save(c + 1, states, metrics)
+        s = initial_state(p)
+        if checkpointer is not None:
+            restored = checkpointer.restore(s.states, s.metrics)
+            if restored is not None:
+                states, metrics, done = restored
+                diverged = s.diverged_step.copy()
+                for st, m in zip(states, p.members, strict=True):
+                    diverged[list(m)] = to_host(st.diverged_at)[: len(m)]
+                s = SweepState(done, states, metrics, diverged, s.inputs)
+        bar = None
+        if tqdm is not None and jax.process_index() == 0:
+            bar = tqdm.tqdm(total=p.chunks, initial=s.chunks_done, unit="chunk", desc="sweep")
+        t_start = time.perf_counter()
+        try:
+            while s.chunks_done < p.chunks:
+                s, seconds = train_chunk(p, s)
+                c = s.chunks_done
+                if checkpointer is not None and (c % checkpoint_every == 0 or c == p.chunks):
+                    checkpointer.save(c, s.states, s.metrics)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(diverged=int((s.diverged_step >= 0).sum()))
+                if callback is not None:
+                    step = c * p.options.chunk_steps
+                    callback(ChunkInfo(c, p.chunks, step, seconds, s.metrics, s.diverged_step))
+        finally:
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(diverged=int((diverged >= 0).sum()))
-            if callback is not None:
-                callback(
-                    ChunkInfo(c + 1, n_chunks, (c + 1) * chunk_steps, seconds, metrics, diverged)
-                )
+                bar.close()
+        wall = time.perf_counter() - t_start
     finally:
-        if bar is not None:
-            bar.close()
         if checkpointer is not None:
             checkpointer.close()
-    wall = time.perf_counter() - t_start
-
-    # ---- result ------------------------------------------------------------------------------
-    eval_steps = np.arange(n_evals, dtype=np.int64) * eval_every
-    masked = {}
-    for n, v in metrics.items():
-        bad = (diverged[:, None] >= 0) & (eval_steps[None, :] >= diverged[:, None])
-        v = v.copy()
-        v[bad] = np.nan
-        masked[n] = v
-    params = [None] * k_total
-    for s, m in zip(states, members, strict=True):
-        host = to_host(s.params)
-        for j, k in enumerate(m):
-            params[k] = jax.tree.map(lambda a, j=j: a[j], host)
-    meta = {
-        **settings,
-        "configs": len(configs),
-        "dataset": {
-            "x_train": list(dataset.x_train.shape),
-            "x_test": list(dataset.x_test.shape),
-            "task": "classification" if classification else "regression",
-            "output_dim": dataset.output_dim,
-        },
-        "wall_seconds": wall,
-        "versions": versions(),
-    }
-    return SweepResult(
-        configs=configs,
-        steps=eval_steps,
-        metrics=masked,
-        diverged_step=diverged,
-        layer_sites=tuple(sites[c.activation] for c in configs),
-        meta=meta,
-        final_params=params,
-    )
+    return result(p, s, wall_seconds=wall)

@@ -7,13 +7,14 @@ import functools
 import inspect
 import itertools
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import optax
 from flax import nnx
 
 from relujax import _validation
+from relujax import remedies as _remedies
 from relujax import schedules as _schedules
 from relujax._registry import Registry
 
@@ -87,8 +88,10 @@ class MLPSpec:
                 f"{input_shape}. Load it with flatten=True, or use CNNSpec."
             )
 
-    def build(self, input_shape, out_features, *, activation, kernel_init, rngs) -> nnx.Module:
-        """The NNX module for one configuration."""
+    def build(
+        self, input_shape, out_features, *, activation, kernel_init, rngs, bias_init=None
+    ) -> nnx.Module:
+        """The NNX module for one configuration (``bias_init`` overrides the spec's)."""
         from relujax.nn import MLP
 
         return MLP(
@@ -97,7 +100,7 @@ class MLPSpec:
             out_features,
             activation=activation,
             kernel_init=kernel_init,
-            bias_init=self.bias_init,
+            bias_init=self.bias_init if bias_init is None else bias_init,
             rngs=rngs,
         )
 
@@ -152,8 +155,10 @@ class CNNSpec:
                 f"channels); the dataset's have shape {input_shape}. Load it with flatten=False."
             )
 
-    def build(self, input_shape, out_features, *, activation, kernel_init, rngs) -> nnx.Module:
-        """The NNX module for one configuration."""
+    def build(
+        self, input_shape, out_features, *, activation, kernel_init, rngs, bias_init=None
+    ) -> nnx.Module:
+        """The NNX module for one configuration (``bias_init`` overrides the spec's)."""
         from relujax.nn import CNN
 
         return CNN(
@@ -167,7 +172,7 @@ class CNNSpec:
             pool_size=self.pool_size,
             activation=activation,
             kernel_init=kernel_init,
-            bias_init=self.bias_init,
+            bias_init=self.bias_init if bias_init is None else bias_init,
             rngs=rngs,
         )
 
@@ -184,6 +189,12 @@ _OPTIMIZERS = Registry(
         "momentum": (optax.sgd, {"momentum": 0.9, "nesterov": False}),
         "adam": (optax.adam, {"b1": 0.9, "b2": 0.999, "eps": 1e-8}),
         "adamw": (optax.adamw, {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 1e-4}),
+        # Adam with a step count per parameter entry, which recycling remedies reset.
+        "adam_per_param": (_remedies.adam, {"b1": 0.9, "b2": 0.999, "eps": 1e-8}),
+        "adamw_per_param": (
+            _remedies.adamw,
+            {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "weight_decay": 1e-4},
+        ),
     },
 )
 
@@ -200,14 +211,16 @@ class OptimizerSpec:
     of a traced peak value, never through ``optax.inject_hyperparams`` (which is not bit
     identical to the plain optimizer, optax #1532).
 
-    ======== =========================================================================
-    name     Optax call (defaults)
-    ======== =========================================================================
-    sgd      ``optax.sgd(lr)``
-    momentum ``optax.sgd(lr, momentum=0.9, nesterov=False)``
-    adam     ``optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8)``
-    adamw    ``optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4)``
-    ======== =========================================================================
+    =============== ==================================================================
+    name            call (defaults)
+    =============== ==================================================================
+    sgd             ``optax.sgd(lr)``
+    momentum        ``optax.sgd(lr, momentum=0.9, nesterov=False)``
+    adam            ``optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8)``
+    adamw           ``optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4)``
+    adam_per_param  ``relujax.remedies.adam(lr, ...)``: per-entry step counts (for ReDo)
+    adamw_per_param ``relujax.remedies.adamw(lr, ...)``
+    =============== ==================================================================
 
     Args:
       name: one of :data:`OPTIMIZERS`.
@@ -285,22 +298,54 @@ def _schedule(value: Any) -> Schedule:
     raise TypeError(f"a schedule must be a relujax.schedules.Schedule or a name, got {value!r}.")
 
 
+def _params(name: str, value: Any) -> tuple[tuple[str, Any], ...]:
+    """A mapping of keyword parameters as a sorted tuple of pairs (hashable, comparable)."""
+    if isinstance(value, tuple) and all(isinstance(p, tuple) and len(p) == 2 for p in value):
+        value = dict(value)
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{name} must be a dict of keyword parameters, got {value!r}.")
+    for key, v in value.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{name}: parameter names must be str, got {key!r}.")
+        try:
+            hash(v)
+        except TypeError:
+            raise TypeError(f"{name}: {key} must be hashable (a number, str or tuple).") from None
+    return tuple(sorted(value.items()))
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """One training run of a sweep: schedule, peak learning rate, activation, init and seed.
+    """One training run of a sweep: schedule, peak learning rate, model details and seed.
+
+    Names are normalized as in every relujax registry (``"Leaky-ReLU"`` is ``"leaky_relu"``).
 
     Attributes:
       schedule: a :class:`relujax.schedules.Schedule` (a family name is converted).
       peak_lr: peak learning rate (the schedule's scale), a positive float.
-      activation: an activation name (``relujax.activation_names()``, or ``"prelu"``).
+      activation: an activation name (``relujax.activation_names()``).
       init: a kernel initializer name (``relujax.init.names()``).
-      seed: the run's seed: parameters are drawn with ``fold_in(PRNGKey(seed), 0)`` and the
-        minibatches with ``fold_in(PRNGKey(seed), 1)``.
+      seed: the run's seed, in ``[0, 2**32)``: parameters are drawn with
+        ``fold_in(jax.random.key(seed), 0)``, the minibatches with ``fold_in(.., 1)`` and the
+        intervention's randomness with ``fold_in(.., 2)``.
+      init_params: keyword parameters of the kernel initializer
+        (``relujax.init.get(init, **init_params)``), e.g. ``{"stddev": 0.01}`` for
+        ``"normal"``.
+      bias_init: a bias initializer name, or None for the model's (zeros, or the joint
+        draw of a paired initializer such as RAI).
+      bias_init_params: keyword parameters of ``bias_init``, e.g. ``{"value": -1.0}``.
+      data: index of the run's data set in the list given to :func:`run` (0 for one).
+      intervention: values of the sweep's intervention hyperparameters for this run
+        (missing ones take the intervention's defaults), e.g. ``{"every": 200}``.
 
     Examples:
       >>> from relujax import sweep
       >>> sweep.Config("cosine_decay", 1e-3, "relu", "he_normal", 0).to_dict()["schedule"]
       {'name': 'cosine_decay'}
+      >>> c = sweep.Config("constant", 1e-2, init="normal", init_params={"stddev": 0.01},
+      ...                  bias_init="constant", bias_init_params={"value": -1.0})
+      >>> c.init_params, c.to_dict()["bias_init_params"]
+      ((('stddev', 0.01),), {'value': -1.0})
     """
 
     schedule: Schedule
@@ -308,6 +353,11 @@ class Config:
     activation: str = "relu"
     init: str = "he_normal"
     seed: int = 0
+    init_params: Mapping[str, Any] | tuple = ()
+    bias_init: str | None = None
+    bias_init_params: Mapping[str, Any] | tuple = ()
+    data: int = 0
+    intervention: Mapping[str, float] | tuple = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule", _schedule(self.schedule))
@@ -316,21 +366,72 @@ class Config:
         object.__setattr__(self, "seed", _validation.seed("Config: seed", self.seed))
         object.__setattr__(self, "activation", activation_name(self.activation))
         object.__setattr__(self, "init", init_name(self.init))
+        object.__setattr__(self, "init_params", _params("Config: init_params", self.init_params))
+        if self.bias_init is not None:
+            object.__setattr__(self, "bias_init", init_name(self.bias_init, param="bias_init"))
+        bias_params = _params("Config: bias_init_params", self.bias_init_params)
+        if bias_params and self.bias_init is None:
+            raise ValueError("Config: bias_init_params given without a bias_init name.")
+        object.__setattr__(self, "bias_init_params", bias_params)
+        object.__setattr__(self, "data", _validation.integer("Config: data", self.data, minimum=0))
+        hp = _params("Config: intervention", self.intervention)
+        hp = tuple((k, _validation.real(f"Config: intervention {k}", v)) for k, v in hp)
+        object.__setattr__(self, "intervention", hp)
+        self.kernel_initializer()  # unknown or invalid parameters fail here
+        self.bias_initializer()
+
+    def kernel_initializer(self) -> Any:
+        """``relujax.init.get(init, **init_params)``."""
+        from relujax import init
+
+        try:
+            return init.get(self.init, **dict(self.init_params))
+        except TypeError as e:
+            raise TypeError(f"Config: init {self.init!r}: {e}") from None
+
+    def bias_initializer(self) -> Any:
+        """``relujax.init.get(bias_init, **bias_init_params)``, or None."""
+        from relujax import init
+
+        if self.bias_init is None:
+            return None
+        try:
+            return init.get(self.bias_init, **dict(self.bias_init_params))
+        except TypeError as e:
+            raise TypeError(f"Config: bias_init {self.bias_init!r}: {e}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly description."""
-        return {
+        """JSON-friendly description (fields at their defaults after ``seed`` are left out)."""
+        out: dict[str, Any] = {
             "schedule": self.schedule.to_dict(),
             "peak_lr": self.peak_lr,
             "activation": self.activation,
             "init": self.init,
             "seed": self.seed,
         }
+        for name in ("init_params", "bias_init_params", "intervention"):
+            if getattr(self, name):
+                out[name] = dict(getattr(self, name))
+        if self.bias_init is not None:
+            out["bias_init"] = self.bias_init
+        if self.data:
+            out["data"] = self.data
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Config:
+        """Inverse of :meth:`to_dict`."""
+        d = dict(d)
+        sched = dict(d.pop("schedule"))
+        name = sched.pop("name")
+        sched = {k: tuple(v) if isinstance(v, list) else v for k, v in sched.items()}
+        return cls(Schedule(name, **sched), **d)
 
 
 @dataclasses.dataclass(frozen=True)
 class Grid:
-    """The Cartesian product of schedules x peak LRs x activations x inits x seeds.
+    """The Cartesian product schedules x peak LRs x activations x inits x data x interventions
+    x seeds.
 
     :meth:`configs` enumerates it with the *last* axis (seeds) varying fastest.
 
@@ -339,6 +440,8 @@ class Grid:
       peak_lrs: peak learning rates.
       activations: activation names.
       inits: kernel initializer names.
+      data: indices of data sets (see :attr:`Config.data`).
+      interventions: intervention hyperparameter dicts (see :attr:`Config.intervention`).
       seeds: seeds.
 
     Examples:
@@ -352,6 +455,8 @@ class Grid:
     peak_lrs: Sequence[float]
     activations: Sequence[str] = ("relu",)
     inits: Sequence[str] = ("he_normal",)
+    data: Sequence[int] = (0,)
+    interventions: Sequence[Mapping[str, float]] = ({},)
     seeds: Sequence[int] = (0,)
 
     def configs(self) -> list[Config]:
@@ -363,12 +468,14 @@ class Grid:
             if len(values) == 0:
                 raise ValueError(f"Grid.{name} is empty: every axis needs at least one value.")
         return [
-            Config(s, lr, a, i, seed)
-            for s, lr, a, i, seed in itertools.product(
+            Config(s, lr, a, i, seed, data=d, intervention=hp)
+            for s, lr, a, i, d, hp, seed in itertools.product(
                 [_schedule(s) for s in self.schedules],
                 self.peak_lrs,
                 self.activations,
                 self.inits,
+                self.data,
+                self.interventions,
                 self.seeds,
             )
         ]

@@ -79,8 +79,9 @@ def choose_strategy(
 
     Examples:
       >>> from relujax import sweep
+      >>> from relujax.sweep._strategy import choose_strategy
       >>> wide, narrow = sweep.MLPSpec((256, 256, 256)), sweep.MLPSpec((32, 32, 32))
-      >>> [sweep.choose_strategy("auto", model=m, input_shape=(40,), out_features=10,
+      >>> [choose_strategy("auto", model=m, input_shape=(40,), out_features=10,
       ...                        batch_size=128, configs=64, devices=d, backend="cpu")
       ...  for m in (wide, narrow) for d in (1, 2)]
       ['map', 'map', 'vmap', 'map']

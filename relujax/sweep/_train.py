@@ -13,6 +13,7 @@ from jax import Array, lax
 
 from relujax import analysis
 from relujax.schedules import ScheduleBatch
+from relujax.sweep._intervention import Intervention, StepContext
 from relujax.sweep._spec import OptimizerSpec
 
 #: Per-evaluation scalar metrics (classification adds ``test_accuracy``).
@@ -22,14 +23,14 @@ LAYERED = ("dead_fraction", "dormant_fraction", "firing_rate")
 
 
 class Data(NamedTuple):
-    """Device arrays a sweep trains and evaluates on (replicated on every device).
+    """Device arrays a sweep trains and evaluates on (replicated), for D data sets.
 
     Attributes:
-      x_train: training inputs ``[n_train, *input_shape]``.
-      y_train: training labels ``int32[n_train]`` or targets ``float32[n_train, d_out]``.
-      x_probe: the fixed probe set (the first ``probe_size`` training examples).
-      y_probe: its labels or targets.
-      x_test: test inputs.
+      x_train: training inputs ``[D, n_train, *input_shape]``.
+      y_train: labels ``int32[D, n_train]`` or targets ``float32[D, n_train, d_out]``.
+      x_probe: the fixed probe sets (the first ``probe_size`` training examples of each).
+      y_probe: their labels or targets.
+      x_test: test inputs ``[D, n_test, *input_shape]``.
       y_test: test labels or targets.
     """
 
@@ -41,6 +42,13 @@ class Data(NamedTuple):
     y_test: Array
 
 
+class Keys(NamedTuple):
+    """A configuration's typed PRNG keys for its minibatches and its intervention."""
+
+    data: Array
+    intervention: Array
+
+
 class RunState(NamedTuple):
     """Training state of one configuration (leaves gain a leading config axis in a sweep).
 
@@ -49,76 +57,35 @@ class RunState(NamedTuple):
       rest: the model's other state (RNG streams of RReLU; usually empty).
       opt_state: the Optax state.
       diverged_at: ``int32``, the step whose loss was first non-finite, or -1.
+      intervention: the intervention's state (``()`` without one).
+      initial: the initial parameters if the intervention needs them, else ``()``.
     """
 
     params: Any
     rest: Any
     opt_state: Any
     diverged_at: Array
+    intervention: Any = ()
+    initial: Any = ()
 
 
-def config_keys(seed: int) -> tuple[Array, Array]:
-    """``(init_key, data_key)`` of a run: ``fold_in(PRNGKey(seed), 0)`` and ``(.., 1)``.
-
-    Args:
-      seed: the configuration's seed.
-
-    Returns:
-      Two raw ``uint32[2]`` keys: parameters are drawn from the first, minibatches from the
-      second, so runs that share a seed share their data order whatever their other settings.
-
-    Examples:
-      >>> from relujax import sweep
-      >>> init_key, data_key = sweep.config_keys(0)
-      >>> init_key.shape, data_key.dtype
-      ((2,), dtype('uint32'))
-    """
-    key = jax.random.PRNGKey(seed)
-    return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
+def config_keys(seed: int) -> tuple[Array, Array, Array]:
+    """``(init, data, intervention)`` keys of a run: ``fold_in(jax.random.key(seed), i)``."""
+    key = jax.random.key(seed)
+    return tuple(jax.random.fold_in(key, i) for i in range(3))  # type: ignore[return-value]
 
 
 def sample_batch(data_key: Array, step: Array | int, n: int, batch_size: int) -> Array:
-    """Indices of the minibatch of ``step``: i.i.d. uniform draws, with replacement.
+    """Minibatch indices of ``step``: ``randint(fold_in(data_key, step), (B,), 0, n)``.
 
-    ``randint(fold_in(data_key, step), (batch_size,), 0, n)``: a pure function of the key and
-    the step, so a resumed run draws exactly the batches an uninterrupted one would.
-
-    Args:
-      data_key: the run's data key (see :func:`config_keys`).
-      step: the global step (traced or not).
-      n: number of training examples.
-      batch_size: minibatch size.
-
-    Returns:
-      ``int32[batch_size]`` indices into the training set.
-
-    Examples:
-      >>> from relujax import sweep
-      >>> idx = sweep.sample_batch(sweep.config_keys(0)[1], 3, n=100, batch_size=4)
-      >>> idx.shape, bool((idx >= 0).all() & (idx < 100).all())
-      ((4,), True)
+    i.i.d. uniform draws with replacement, a pure function of the key and the step, so a
+    resumed run draws exactly the batches an uninterrupted one would.
     """
     return jax.random.randint(jax.random.fold_in(data_key, step), (batch_size,), 0, n)
 
 
 def loss_fn(outputs: Array, targets: Array) -> Array:
-    """Mean softmax cross-entropy for integer labels, mean squared error for float targets.
-
-    Args:
-      outputs: logits ``[n, classes]`` or predictions ``[n, d_out]``.
-      targets: ``int[n]`` labels or ``float[n, d_out]`` targets.
-
-    Returns:
-      A float32 scalar.
-
-    Examples:
-      >>> import jax.numpy as jnp
-      >>> from relujax import sweep
-      >>> sweep.loss_fn(jnp.zeros((2, 4)), jnp.array([0, 3]))  # log 4
-      Array(1.3862944, dtype=float32)
-      >>> sweep.loss_fn(jnp.ones((2, 1)), jnp.zeros((2, 1)))
-      Array(1., dtype=float32)
-    """
+    """Mean softmax cross-entropy for integer labels, mean squared error for float targets."""
     if jnp.issubdtype(targets.dtype, jnp.integer):
         return optax.softmax_cross_entropy_with_integer_labels(outputs, targets).mean()
     return jnp.mean(jnp.square(outputs - targets))
@@ -136,16 +103,14 @@ def make_apply(graphdef: nnx.GraphDef) -> Callable[[Any, Any, Array], tuple[Arra
     return apply
 
 
-def _layer_metrics(stats: analysis.ModelStats, dormant_tau: float) -> dict[str, Array]:
+def layer_metrics(stats: analysis.ModelStats, dormant_tau: float) -> dict[str, Array]:
+    """Per-layer dead fraction, ReDo-dormant fraction and mean firing rate, ``[layers]`` each."""
+    from relujax.remedies import dormant_units
+
     dead, dormant, firing = [], [], []
     for site in stats.values():
-        abs_mean = site.abs_mean
-        layer_mean = jnp.mean(abs_mean)
-        safe = jnp.where(layer_mean > 0, layer_mean, 1.0)
-        # ReDo's score E|h_i| / mean_j E|h_j| <= tau; a layer with no output is all dormant.
-        is_dormant = jnp.where(layer_mean > 0, abs_mean / safe <= dormant_tau, True)
         dead.append(jnp.mean(site.dead.astype(jnp.float32)))
-        dormant.append(jnp.mean(is_dormant.astype(jnp.float32)))
+        dormant.append(jnp.mean(dormant_units(site, tau=dormant_tau).astype(jnp.float32)))
         firing.append(jnp.mean(site.firing_rate))
     return {
         "dead_fraction": jnp.stack(dead),
@@ -157,15 +122,19 @@ def _layer_metrics(stats: analysis.ModelStats, dormant_tau: float) -> dict[str, 
 class Trainer(NamedTuple):
     """The pure functions of one activation group (static: model graph, optimizer, schedules).
 
+    A configuration's per-config arrays ``hp`` are ``{"schedule": {...}, "data": int32,
+    "intervention": {name: float32}}``.
+
     Attributes:
       graphdef: the NNX graph of the group's models.
       optimizer: the optimizer specification.
-      schedules: the sweep's stacked schedules; a config's ``hp`` selects its own.
+      schedules: the sweep's stacked schedules; a config's ``hp["schedule"]`` selects its own.
       batch_size: minibatch size.
       eval_every: steps between evaluations.
       chunk_steps: steps per compiled chunk.
       dormant_tau: ReDo threshold of the dormant fraction.
       classification: whether targets are labels.
+      intervention: the per-step intervention, or None.
     """
 
     graphdef: nnx.GraphDef
@@ -176,24 +145,45 @@ class Trainer(NamedTuple):
     chunk_steps: int
     dormant_tau: float
     classification: bool
+    intervention: Intervention | None = None
 
-    def optax(self, hp: dict[str, Array]) -> optax.GradientTransformation:
+    def optax(self, hp: dict[str, Any]) -> optax.GradientTransformation:
         """The configuration's optimizer: ``optimizer.build(its schedule)``."""
-        return self.optimizer.build(self.schedules.select(hp))
+        return self.optimizer.build(self.schedules.select(hp["schedule"]))
 
-    def train_step(self, state: RunState, step: Array, hp, data_key, data: Data):
-        """One SGD step; a non-finite loss marks the run diverged and freezes its state."""
+    def train_step(self, state: RunState, step: Array, hp, keys: Keys, data: Data):
+        """One update (and the intervention); a non-finite loss freezes the configuration."""
         apply = make_apply(self.graphdef)
-        idx = sample_batch(data_key, step, data.x_train.shape[0], self.batch_size)
-        x, y = data.x_train[idx], data.y_train[idx]
+        d = hp["data"]
+        idx = sample_batch(keys.data, step, data.x_train.shape[1], self.batch_size)
+        x, y = data.x_train[d, idx], data.y_train[d, idx]
+        stats_needed = self.intervention is not None and self.intervention.needs_stats
 
         def objective(params):
-            out, new_rest = apply(params, state.rest, x)
-            return loss_fn(out, y), new_rest
+            if stats_needed:
+                (out, new_rest), stats = analysis.with_stats(apply)(params, state.rest, x)
+            else:
+                (out, new_rest), stats = apply(params, state.rest, x), None
+            return loss_fn(out, y), (new_rest, stats)
 
-        (loss, new_rest), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (loss, (new_rest, stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         updates, new_opt = self.optax(hp).update(grads, state.opt_state, state.params)
         new_params = optax.apply_updates(state.params, updates)
+        new_istate = state.intervention
+        if self.intervention is not None:
+            ctx = StepContext(
+                step=step,
+                key=jax.random.fold_in(keys.intervention, step),
+                x=x,
+                y=y,
+                stats=stats,
+                hparams=hp["intervention"],
+                apply=lambda p, inputs: apply(p, state.rest, inputs)[0],
+                initial_params=state.initial if self.intervention.needs_initial_params else None,
+            )
+            new_params, new_opt, new_istate = self.intervention.apply(
+                ctx, new_params, new_opt, state.intervention
+            )
         first_bad = (state.diverged_at < 0) & ~jnp.isfinite(loss)
         diverged_at = jnp.where(first_bad, step, state.diverged_at).astype(jnp.int32)
         frozen = diverged_at >= 0
@@ -206,26 +196,35 @@ class Trainer(NamedTuple):
             keep(new_rest, state.rest),
             keep(new_opt, state.opt_state),
             diverged_at,
+            keep(new_istate, state.intervention),
+            state.initial,
         )
         return new_state, loss
 
     def evaluate(self, state: RunState, step: Array, hp, data: Data) -> dict[str, Array]:
         """Metrics at ``step``: probe loss and unit statistics, test loss/accuracy, LR."""
         apply = make_apply(self.graphdef)
-        (probe_out, _), stats = analysis.with_stats(apply)(state.params, state.rest, data.x_probe)
-        test_out, _ = apply(state.params, state.rest, data.x_test)
+        d = hp["data"]
+        x_probe, y_probe, x_test, y_test = (
+            a[d] for a in (data.x_probe, data.y_probe, data.x_test, data.y_test)
+        )
+        (probe_out, _), stats = analysis.with_stats(apply)(state.params, state.rest, x_probe)
+        test_out, _ = apply(state.params, state.rest, x_test)
         out = {
-            "train_loss": loss_fn(probe_out, data.y_probe),
-            "test_loss": loss_fn(test_out, data.y_test),
-            "lr": self.schedules.apply(hp, step).astype(jnp.float32),
+            "train_loss": loss_fn(probe_out, y_probe),
+            "test_loss": loss_fn(test_out, y_test),
+            "lr": self.schedules.apply(hp["schedule"], step).astype(jnp.float32),
         }
         if self.classification:
-            hits = jnp.argmax(test_out, axis=-1) == data.y_test
+            hits = jnp.argmax(test_out, axis=-1) == y_test
             out["test_accuracy"] = jnp.mean(hits.astype(jnp.float32))
-        out.update(_layer_metrics(stats, self.dormant_tau))
+        out.update(layer_metrics(stats, self.dormant_tau))
+        if self.intervention is not None:
+            for name, value in self.intervention.metrics(state.intervention).items():
+                out[name] = jnp.asarray(value, jnp.float32)
         return out
 
-    def chunk(self, state: RunState, hp, data_key, start: Array, data: Data):
+    def chunk(self, state: RunState, hp, keys: Keys, start: Array, data: Data):
         """``chunk_steps`` steps from ``start`` with an evaluation every ``eval_every``.
 
         Returns the new state and metrics with a leading axis of ``chunk_steps / eval_every
@@ -248,7 +247,7 @@ class Trainer(NamedTuple):
             begin = start + j * self.eval_every
 
             def step(c, i):
-                return self.train_step(c, begin + i, hp, data_key, data)
+                return self.train_step(c, begin + i, hp, keys, data)
 
             carry, _ = lax.scan(step, carry, jnp.arange(self.eval_every, dtype=jnp.int32))
             return carry, self.evaluate(carry, begin + self.eval_every, hp, data)

@@ -80,48 +80,78 @@ def as_configs(configs: Grid | Sequence[Config]) -> tuple[Config, ...]:
     return tuple(out)
 
 
-def check_dataset(dataset: Dataset, model: MLPSpec | CNNSpec) -> None:
+def as_datasets(data: Any, model: MLPSpec | CNNSpec) -> tuple[Dataset, ...]:
+    """``data`` (one Dataset or a list of them with equal shapes and dtypes) as a checked tuple."""
+    if isinstance(data, Dataset):
+        datasets: tuple[Dataset, ...] = (data,)
+    elif isinstance(data, list) or (
+        isinstance(data, tuple) and all(isinstance(d, Dataset) for d in data)
+    ):
+        datasets = tuple(data)
+        if not datasets:
+            raise ValueError("data is empty: give a relujax.data.Dataset or a list of them.")
+    else:
+        raise TypeError(
+            f"data must be a relujax.data.Dataset or a list of them, got {type(data).__name__}."
+        )
+    for i, d in enumerate(datasets):
+        check_dataset(d, model, name="dataset" if len(datasets) == 1 else f"data[{i}]")
+    first = [(np.shape(a), np.asarray(a).dtype) for a in datasets[0]]
+    for i, d in enumerate(datasets[1:], 1):
+        if [(np.shape(a), np.asarray(a).dtype) for a in d] != first:
+            shapes = [(np.shape(a), str(np.asarray(a).dtype)) for a in d]
+            raise ValueError(
+                f"data[{i}] has arrays of shapes/dtypes {shapes}, data[0] has "
+                f"{[(s, str(t)) for s, t in first]}: the data sets of one sweep must have "
+                "equal shapes and dtypes (they are stacked)."
+            )
+    return datasets
+
+
+def check_dataset(dataset: Dataset, model: MLPSpec | CNNSpec, *, name: str = "dataset") -> None:
     if not isinstance(dataset, Dataset):
-        raise TypeError(f"dataset must be a relujax.data.Dataset, got {type(dataset).__name__}.")
+        raise TypeError(f"{name} must be a relujax.data.Dataset, got {type(dataset).__name__}.")
     x_tr, y_tr, x_te, y_te = (np.asarray(a) for a in dataset)
     if x_tr.shape[1:] != x_te.shape[1:]:
         raise ValueError(
-            f"dataset: x_train examples have shape {x_tr.shape[1:]} but x_test examples have "
+            f"{name}: x_train examples have shape {x_tr.shape[1:]} but x_test examples have "
             f"{x_te.shape[1:]}."
         )
     if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
         raise ValueError(
-            f"dataset: {len(x_tr)} training inputs for {len(y_tr)} targets, {len(x_te)} test "
+            f"{name}: {len(x_tr)} training inputs for {len(y_tr)} targets, {len(x_te)} test "
             f"inputs for {len(y_te)} targets."
         )
     if len(x_tr) == 0 or len(x_te) == 0:
-        raise ValueError("dataset: the training and test sets must not be empty.")
+        raise ValueError(f"{name}: the training and test sets must not be empty.")
     if y_tr.dtype != y_te.dtype or y_tr.shape[1:] != y_te.shape[1:]:
         raise ValueError(
-            f"dataset: y_train is {y_tr.dtype}{y_tr.shape[1:]} but y_test is "
+            f"{name}: y_train is {y_tr.dtype}{y_tr.shape[1:]} but y_test is "
             f"{y_te.dtype}{y_te.shape[1:]}."
         )
     if not np.issubdtype(x_tr.dtype, np.floating):
-        raise ValueError(f"dataset: inputs must be floating point, got {x_tr.dtype}.")
+        raise ValueError(f"{name}: inputs must be floating point, got {x_tr.dtype}.")
     # NaN or inf would train as a "diverged" run: fail now, naming the first bad row.
-    for name, array in (("x_train", x_tr), ("y_train", y_tr), ("x_test", x_te), ("y_test", y_te)):
-        _validation.finite_rows(f"dataset: {name}", array)
+    where = name
+    for field, array in (("x_train", x_tr), ("y_train", y_tr), ("x_test", x_te), ("y_test", y_te)):
+        _validation.finite_rows(f"{where}: {field}", array)
     if np.issubdtype(y_tr.dtype, np.integer):
         if y_tr.ndim != 1:
-            raise ValueError(f"dataset: class labels must be 1-D, got shape {y_tr.shape}.")
+            raise ValueError(f"{name}: class labels must be 1-D, got shape {y_tr.shape}.")
         if min(y_tr.min(), y_te.min()) < 0:
-            raise ValueError("dataset: class labels must be >= 0.")
+            raise ValueError(f"{name}: class labels must be >= 0.")
     elif y_tr.ndim != 2:
         raise ValueError(
-            f"dataset: regression targets must have shape (n, d_out), got {y_tr.shape}."
+            f"{name}: regression targets must have shape (n, d_out), got {y_tr.shape}."
         )
     model.check_input(x_tr.shape[1:])
 
 
-def fingerprint(settings: dict[str, Any], dataset: Dataset) -> str:
+def fingerprint(settings: dict[str, Any], datasets: Sequence[Dataset]) -> str:
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    for a in dataset:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.shape, a.dtype.str)).encode())
-        h.update(a.tobytes())
+    for dataset in datasets:
+        for a in dataset:
+            a = np.ascontiguousarray(a)
+            h.update(str((a.shape, a.dtype.str)).encode())
+            h.update(a.tobytes())
     return h.hexdigest()

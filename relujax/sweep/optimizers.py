@@ -1,13 +1,16 @@
 """The sweep's optimizers by name, read like every relujax registry: ``get`` and ``names``.
 
-======== =========================================================================
-name     Optax call (defaults)
-======== =========================================================================
-sgd      ``optax.sgd(lr)``
-momentum ``optax.sgd(lr, momentum=0.9, nesterov=False)``
-adam     ``optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8)``
-adamw    ``optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4)``
-======== =========================================================================
+=============== ==================================================================
+name            call (defaults)
+=============== ==================================================================
+sgd             ``optax.sgd(lr)``
+momentum        ``optax.sgd(lr, momentum=0.9, nesterov=False)``
+adam            ``optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8)``
+adamw           ``optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4)``
+adam_per_param  ``relujax.remedies.adam(lr, ...)``: a step count per parameter entry,
+                which recycling remedies (ReDo, continual backprop) reset
+adamw_per_param ``relujax.remedies.adamw(lr, ...)``
+=============== ==================================================================
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def names() -> tuple[str, ...]:
     Examples:
       >>> from relujax import sweep
       >>> sweep.optimizers.names()
-      ('adam', 'adamw', 'momentum', 'sgd')
+      ('adam', 'adam_per_param', 'adamw', 'adamw_per_param', 'momentum', 'sgd')
     """
     return _OPTIMIZERS.names()
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from relujax import data, sweep
-from relujax.sweep import _run
+from relujax.sweep import _plan, _run
 
 DS = data.gaussian_mixture(n_train=64, n_test=16, dim=4, num_classes=3)
 KW = dict(steps=4, model=sweep.MLPSpec((4,)), batch_size=8, eval_every=2, probe_size=16)
@@ -25,7 +25,7 @@ def no_compile(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("compiled before validating")
 
-    monkeypatch.setattr(_run, "_program", refuse)
+    monkeypatch.setattr(_plan, "_program", refuse)
     monkeypatch.setattr(_run, "_init_group", refuse)
 
 
@@ -108,7 +108,14 @@ def test_names_are_normalized_like_every_registry():
 
 
 def test_optimizer_registry_convention():
-    assert sweep.optimizers.names() == ("adam", "adamw", "momentum", "sgd")
+    assert sweep.optimizers.names() == (
+        "adam",
+        "adam_per_param",
+        "adamw",
+        "adamw_per_param",
+        "momentum",
+        "sgd",
+    )
     spec = sweep.optimizers.get(" AdamW ", weight_decay=0.01)
     assert spec == sweep.OptimizerSpec("adamw", weight_decay=0.01)
     assert spec.name == "adamw"

@@ -1,7 +1,8 @@
 """Tests for relujax.sweep.run: K configs == K single runs, divergence, metrics, results, errors.
 
 All runs here share one tiny problem so that the few compiled programs are reused (a sweep's
-program is cached on its static settings).
+program is cached on its static settings). ``reference`` is the independent loop of
+``tests/sweep/reference.py``.
 """
 
 import json
@@ -11,10 +12,13 @@ import sys
 import textwrap
 
 import chex
+import jax
 import numpy as np
 import pytest
 
 from relujax import data, schedules, sweep
+
+ref = pytest.importorskip("reference")  # tests/sweep/reference.py (pytest puts its dir on sys.path)
 
 DS = data.gaussian_mixture(n_train=256, n_test=64, dim=8, num_classes=3)
 WARMUP_COSINE = schedules.Schedule("warmup_cosine", warmup_fraction=0.25)
@@ -30,7 +34,16 @@ KW = dict(steps=40, model=sweep.MLPSpec((16,)), batch_size=32, eval_every=10, pr
 
 @pytest.fixture(scope="module")
 def reference():
-    return sweep.run_reference(CONFIGS, DS, **KW)
+    """The independent loop's metrics, divergence steps and final parameters."""
+    kw = dict(KW, hidden=KW["model"].hidden)
+    del kw["model"]
+    return ref.run(CONFIGS, DS, **kw)
+
+
+@pytest.fixture(scope="module")
+def singles():
+    """Each configuration swept alone (the same engine, K = 1)."""
+    return [sweep.run([c], DS, chunk_steps=10, strategy="map", **KW) for c in CONFIGS]
 
 
 @pytest.fixture(scope="module")
@@ -68,26 +81,38 @@ def _assert_metrics_equal(a, b, **tol):
             np.testing.assert_array_equal(x, y, err_msg=name)
 
 
-def test_map_sweep_equals_single_runs_bit_for_bit(swept_map, reference):
-    """K configurations in one program == K canonical single-config loops, exactly."""
+def test_map_sweep_equals_single_runs_bit_for_bit(swept_map, singles):
+    """K configurations in one program == K sweeps of one configuration, exactly."""
     assert swept_map.meta["strategy"] == {"relu": "map", "leaky_relu": "map"}
-    np.testing.assert_array_equal(swept_map.diverged_step, reference.diverged_step)
-    _assert_metrics_equal(swept_map, reference)
-    for k in range(len(CONFIGS)):
+    for k, single in enumerate(singles):
+        np.testing.assert_array_equal(swept_map.diverged_step[k], single.diverged_step[0])
+        for name, values in swept_map.metrics.items():
+            np.testing.assert_array_equal(values[k], single.metrics[name][0], err_msg=name)
         if k != DIVERGING:
-            chex.assert_trees_all_equal(swept_map.final_params[k], reference.final_params[k])
+            chex.assert_trees_all_equal(swept_map.final_params[k], single.final_params[0])
 
 
-def test_vmap_sweep_equals_single_runs(swept_vmap, reference):
+def _assert_matches_reference(result, reference, rows, *, rtol=2e-4, atol=1e-5):
+    metrics, diverged, finals = reference
+    np.testing.assert_array_equal(result.diverged_step, diverged[rows])
+    assert set(result.metrics) == set(metrics)
+    for name in metrics:
+        x, y = result.metrics[name], metrics[name][rows]
+        np.testing.assert_array_equal(np.isnan(x), np.isnan(y), err_msg=name)
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=name)
+    for j, k in enumerate(rows):
+        if k != DIVERGING:
+            chex.assert_trees_all_close(result.final_params[j], finals[k], rtol=1e-3, atol=1e-5)
+
+
+def test_map_sweep_equals_the_independent_reference(swept_map, reference):
+    """The engine against a loop written from the documented conventions (own loss/chain)."""
+    _assert_matches_reference(swept_map, reference, list(range(len(CONFIGS))))
+
+
+def test_vmap_sweep_equals_the_independent_reference(swept_vmap, reference):
     """Batched over configurations the matmuls round differently: equal to float tolerance."""
-    first3 = _rows(reference, 3)
-    np.testing.assert_array_equal(swept_vmap.diverged_step, first3.diverged_step)
-    _assert_metrics_equal(swept_vmap, first3, rtol=2e-4, atol=1e-5)
-    for k in range(3):
-        if k != DIVERGING:
-            chex.assert_trees_all_close(
-                swept_vmap.final_params[k], reference.final_params[k], rtol=1e-3, atol=1e-5
-            )
+    _assert_matches_reference(swept_vmap, reference, [0, 1, 2])
 
 
 def test_divergence_is_marked_masked_and_isolated(swept_map, swept_vmap):
@@ -201,8 +226,7 @@ SCRIPT = textwrap.dedent(
     import jax
     assert jax.device_count() == 8, jax.devices()
     from relujax import data, sweep
-    from relujax.sweep._result import _config_from_dict
-    configs = [_config_from_dict(c) for c in json.loads(sys.argv[1])]
+    configs = [sweep.Config.from_dict(c) for c in json.loads(sys.argv[1])]
     kw = json.loads(sys.argv[2])
     kw["model"] = sweep.MLPSpec(tuple(kw["model"]))
     ds = data.gaussian_mixture(n_train=256, n_test=64, dim=8, num_classes=3)
@@ -262,7 +286,7 @@ def test_regression():
             ds.output_dim,
             activation="relu",
             kernel_init="he_normal",
-            rngs=nnx.Rngs(sweep.config_keys(c.seed)[0]),
+            rngs=nnx.Rngs(jax.random.fold_in(jax.random.key(c.seed), 0)),
         )
         want = np.mean((np.asarray(net(ds.x_train[:32])) - ds.y_train[:32]) ** 2)
         np.testing.assert_allclose(r.metrics["train_loss"][k, 0], want, rtol=1e-5)
@@ -277,6 +301,18 @@ BAD = [
     (dict(configs=sweep.Grid(["constant"], [1e-3], activations=[])), ValueError, "empty"),
     (dict(configs=["constant"]), TypeError, "Config"),
     (dict(optimizer="rmsprop"), ValueError, "unknown optimizer"),
+    (dict(configs=[sweep.Config("constant", 1e-3, data=1)]), ValueError, "data set"),
+    (
+        dict(configs=[sweep.Config("constant", 1e-3, intervention={"every": 2})]),
+        ValueError,
+        "accepts nothing",
+    ),
+    (dict(dataset=[DS, IMAGES]), ValueError, "flat inputs"),
+    (
+        dict(dataset=[DS, DS._replace(x_test=DS.x_test[:8], y_test=DS.y_test[:8])]),
+        ValueError,
+        "equal shapes",
+    ),
     (dict(chunk_steps=15), ValueError, "chunk_steps=15 must divide steps=40"),
     (dict(chunk_steps=20, eval_every=15), ValueError, "eval_every=15 must divide"),
     (dict(steps=0), ValueError, "steps"),
@@ -298,12 +334,12 @@ BAD = [
 
 @pytest.mark.parametrize(("override", "error", "match"), BAD)
 def test_bad_input_fails_before_compilation(override, error, match, monkeypatch):
-    from relujax.sweep import _run
+    from relujax.sweep import _plan, _run
 
     def no_compile(*args, **kwargs):
         raise AssertionError("compiled before validating")
 
-    monkeypatch.setattr(_run, "_program", no_compile)
+    monkeypatch.setattr(_plan, "_program", no_compile)
     monkeypatch.setattr(_run, "_init_group", no_compile)
     args = dict(KW, configs=CONFIGS[:1], dataset=DS, eval_every=10, chunk_steps=20) | override
     configs, dataset = args.pop("configs"), args.pop("dataset")

@@ -7,7 +7,9 @@ import numpy as np
 import optax
 import pytest
 
-from relujax import schedules, sweep
+from relujax import remedies, schedules, sweep
+from relujax.sweep._strategy import choose_strategy
+from relujax.sweep._train import config_keys, loss_fn, sample_batch
 
 
 def test_grid_product_order_and_conversion():
@@ -70,6 +72,8 @@ def test_optimizer_build_is_the_plain_optax_optimizer(name):
         "momentum": optax.sgd(0.05, momentum=0.9),
         "adam": optax.adam(0.05),
         "adamw": optax.adamw(0.05, weight_decay=1e-4),
+        "adam_per_param": remedies.adam(0.05),
+        "adamw_per_param": remedies.adamw(0.05, weight_decay=1e-4),
     }[name]
 
     def run(update, state):
@@ -144,7 +148,7 @@ def test_flops_per_example():
     ],
 )
 def test_choose_strategy(strategy, hidden, backend, configs, devices, want):
-    got = sweep.choose_strategy(
+    got = choose_strategy(
         strategy,
         model=sweep.MLPSpec(hidden),
         input_shape=(40,),
@@ -158,11 +162,15 @@ def test_choose_strategy(strategy, hidden, backend, configs, devices, want):
 
 
 def test_config_keys_and_sample_batch_are_pure():
-    init_key, data_key = sweep.config_keys(3)
-    assert not np.array_equal(init_key, data_key)
+    """Typed keys fold_in(key(seed), i): the same bits as the legacy PRNGKey spelling."""
+    init_key, data_key, intervention_key = config_keys(3)
+    legacy = jax.random.PRNGKey(3)
+    for i, k in enumerate((init_key, data_key, intervention_key)):
+        np.testing.assert_array_equal(jax.random.key_data(k), jax.random.fold_in(legacy, i))
+    assert not np.array_equal(jax.random.key_data(init_key), jax.random.key_data(data_key))
     steps = jnp.arange(4)
-    batched = jax.jit(jax.vmap(lambda s: sweep.sample_batch(data_key, s, 100, 32)))(steps)
-    single = jax.jit(sweep.sample_batch, static_argnums=(2, 3))(data_key, 1, 100, 32)
+    batched = jax.jit(jax.vmap(lambda s: sample_batch(data_key, s, 100, 32)))(steps)
+    single = jax.jit(sample_batch, static_argnums=(2, 3))(data_key, 1, 100, 32)
     chex.assert_trees_all_equal(batched[1], single)
     chex.assert_shape(batched, (4, 32))
     assert not np.array_equal(batched[0], batched[1])
@@ -177,9 +185,9 @@ def test_loss_fn_closed_forms_and_grad():
     @jax.jit
     def everything():
         return (
-            jax.value_and_grad(sweep.loss_fn)(logits, labels),
-            jax.value_and_grad(sweep.loss_fn)(pred, target),
-            jax.vmap(sweep.loss_fn)(logits[:, None], labels[:, None]),
+            jax.value_and_grad(loss_fn)(logits, labels),
+            jax.value_and_grad(loss_fn)(pred, target),
+            jax.vmap(loss_fn)(logits[:, None], labels[:, None]),
         )
 
     (ce, ce_grad), (mse, mse_grad), batched = everything()
