@@ -148,3 +148,15 @@ def test_rrelu_keys_legacy_typed_and_wrong():
     )
     with pytest.raises(TypeError, match="RReLU: key"):
         layer(neg, key=5)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_orthogonal_half_precision_parameters(dtype):
+    # jax.nn's orthogonal initializer raises in half precision; relujax's draws in float32.
+    model = _nnx_mlp(kernel_init="orthogonal", param_dtype=dtype)
+    kernel = model.layers[0].kernel[...]
+    chex.assert_type(kernel, dtype)
+    k32 = kernel.astype(jnp.float32)
+    chex.assert_trees_all_close(k32.T @ k32, jnp.eye(D), atol=2e-2)
+    variables = _linen_mlp(kernel_init="orthogonal", param_dtype=dtype)
+    chex.assert_type(variables["params"]["layers_0"]["kernel"], dtype)
