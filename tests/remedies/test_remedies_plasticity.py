@@ -417,3 +417,37 @@ def test_interventions_train_in_a_scan():
     cbp = interventions.get("cbp", layout=LAYOUT, replacement_rate=0.2, maturity=2)
     _, _, state = train(cbp)
     assert int(state.age[0].max()) == 6 and int(state.age[0].min()) < 6
+
+
+@pytest.mark.parametrize("flatten", ["channels_last", "channels_first"])
+def test_continual_backprop_flattened_channels(flatten):
+    """A layer of 3 channels at 2 positions, flattened into 6 rows of the next kernel: a
+    channel's outgoing magnitude and bias compensation sum over its 2 rows."""
+    rng = np.random.default_rng(2)
+    params = {
+        "a": {"kernel": jnp.asarray(rng.normal(size=(4, 3)), jnp.float32), "bias": jnp.zeros(3)},
+        "b": {"kernel": jnp.asarray(rng.normal(size=(6, 2)), jnp.float32), "bias": jnp.zeros(2)},
+    }
+    layout = remedies.sequential(["a", "b"], flatten=flatten)
+    h = jnp.asarray(np.abs(rng.normal(size=(5, 2, 3))) * [1.0, 0.1, 2.0], jnp.float32)
+    state = remedies.continual_backprop_init(params, layout=layout)
+    out = remedies.continual_backprop(
+        params, [h], jax.random.key(0), state, layout=layout, replacement_rate=1 / 3, maturity=0
+    )
+    w = np.asarray(params["b"]["kernel"], np.float64)
+    rows = [
+        [f for f in range(6) if (f % 3 if flatten == "channels_last" else f // 2) == i]
+        for i in range(3)
+    ]
+    magnitude = np.array([np.abs(w[r]).sum() for r in rows])
+    hh = np.asarray(h, np.float64).reshape(-1, 3)
+    utility = 0.01 * np.abs(hh).mean(0) * magnitude  # (1 - decay) * y after one step
+    replaced = int(np.argmin(utility))
+    chex.assert_trees_all_equal(out.masks[0], jnp.arange(3) == replaced)
+    utility[replaced] = 0.0  # a replaced unit starts over
+    np.testing.assert_allclose(out.state.utility[0], utility, rtol=1e-5)
+    mean_hat = hh.mean(0)[replaced]  # bias-corrected after one step: the batch mean itself
+    np.testing.assert_allclose(
+        out.params["b"]["bias"], mean_hat * w[rows[replaced]].sum(0), rtol=1e-5, atol=1e-6
+    )
+    assert np.all(np.asarray(out.params["b"]["kernel"])[rows[replaced]] == 0.0)
