@@ -36,15 +36,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from collections.abc import Sequence
 
 import numpy as np
 
 import relujax
-from experiments import _common, _figures, _stats
-from experiments import _population as pop
+from experiments import _common, _figures, _stats, _sweeps
 from experiments._stats import Interval
+from relujax import sweep
+from relujax.schedules import Schedule
 
 NAME = "remedies"
 BASE_INIT = "lecun_normal"
@@ -63,22 +65,21 @@ class Scale:
     eval_every: int
     redo_every: int
     lr: float
+    chunk_steps: int
     batch_size: int = 128
-    #: XLA optimization level 0 (faster compilation): for the smoke run.
-    fast_compile: bool = False
 
 
 SCALES = {
     "quick": Scale(
         num_samples=600,
-        seeds=(0,),
+        seeds=(0, 1),
         hidden=(16, 16),
         steps=20,
         eval_every=10,
         redo_every=10,
         lr=3e-2,
+        chunk_steps=20,
         batch_size=32,
-        fast_compile=True,
     ),
     "default": Scale(
         num_samples=5000,
@@ -88,6 +89,7 @@ SCALES = {
         eval_every=100,
         redo_every=200,
         lr=3e-2,
+        chunk_steps=500,
     ),
     "full": Scale(
         num_samples=10000,
@@ -97,45 +99,48 @@ SCALES = {
         eval_every=200,
         redo_every=400,
         lr=3e-2,
+        chunk_steps=2000,
     ),
 }
 
 
-#: arm -> what it changes against "nothing".
+#: arm -> what it changes against "nothing" (fields of :class:`relujax.sweep.Config`).
 def _variants(scale: Scale) -> dict[str, dict]:
+    redo = {"redo_every": float(scale.redo_every), "redo_tau": REDO_TAU}
     return {
         "nothing": {},
-        "lower LR": {"lr": scale.lr / 10},
-        "warmup": {"warmup": scale.steps // 5},
-        "He init": {"kernel_init": "he_normal"},
+        "lower LR": {"peak_lr": scale.lr / 10},
+        "warmup": {"schedule": Schedule("warmup_constant", warmup_fraction=0.2)},
+        "He init": {"init": "he_normal"},
         "LeakyReLU": {"activation": "leaky_relu"},
-        "ReDo": {"redo_every": scale.redo_every},
-        COUNT_KEPT: {"redo_every": scale.redo_every, "adam_reset": "moments"},
+        "ReDo": {"intervention": redo},
+        COUNT_KEPT: {"intervention": redo | {"redo_keep_count": 1.0}},
     }
 
 
-def arms(scale: Scale, seed: int) -> list[pop.Arm]:
-    """The seven arms, one run per seed each."""
-    base = {"kernel_init": BASE_INIT, "lr": scale.lr}
-    return [
-        pop.Arm(label, **(base | change), seed=seed + s)
-        for label, change in _variants(scale).items()
-        for s in scale.seeds
-    ]
+def arms(scale: Scale, seed: int) -> tuple[list[str], list[sweep.Config]]:
+    """The seven arms, one run per seed each: their labels and configurations."""
+    base = {"schedule": Schedule("constant"), "peak_lr": scale.lr, "init": BASE_INIT}
+    labels, configs = [], []
+    for label, change in _variants(scale).items():
+        for s in scale.seeds:
+            labels.append(label)
+            configs.append(sweep.Config(**(base | change), seed=seed + s))
+    return labels, configs
 
 
-def _by_arm(runs: list[pop.Arm], res: dict, hidden: tuple[int, ...]) -> dict[str, dict]:
+def _by_arm(labels: list[str], res: dict, hidden: tuple[int, ...]) -> dict[str, dict]:
     """Per arm, intervals over seeds; per-seed differences against "nothing" (same seeds)."""
-    dead = pop.unit_fraction(res["dead"], hidden)  # [K, E]
+    dead = _sweeps.unit_fraction(res["dead"], hidden)  # [K, E]
     per_run = {
         "dead": dead[:, -1],
         "peak": np.nanmax(dead, axis=1),
-        "dormant": pop.unit_fraction(res["dormant"], hidden)[:, -1],
+        "dormant": _sweeps.unit_fraction(res["dormant"], hidden)[:, -1],
         "accuracy": res["test_accuracy"][:, -1],
         "best_accuracy": np.nanmax(res["test_accuracy"], axis=1),
         "recycled": res["recycled"][:, -1],
     }
-    labels = np.array([a.label for a in runs])
+    labels = np.asarray(labels)
 
     def diff(label: str, ref: str) -> dict:
         a, b = labels == label, labels == ref  # runs in seed order within each arm
@@ -215,39 +220,44 @@ def readme_block(summary: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the experiment; returns the payload written to ``results.json``."""
     started = time.time()
-    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv, run_time="about 4 minutes")
+    args = _common.parse_args(
+        NAME, __doc__.splitlines()[0], argv, run_time="about 4 minutes", resumes=True
+    )
     scale = SCALES[args.scale]
     data = relujax.data.mnist1d(num_samples=scale.num_samples)
-    runs = arms(scale, args.seed)
-    n_arms = len(_variants(scale))
+    labels, configs = arms(scale, args.seed)
     print(
-        f"[{NAME}] {len(runs)} runs: {n_arms} arms x {len(scale.seeds)} seeds, MLP "
-        f"{scale.hidden} on MNIST-1D, Adam lr {scale.lr:g}, {scale.steps} steps"
+        f"[{NAME}] {len(configs)} runs: {len(_variants(scale))} arms x {len(scale.seeds)} "
+        f"seeds, MLP {scale.hidden} on MNIST-1D, Adam lr {scale.lr:g}, {scale.steps} steps",
+        flush=True,
     )
-    res = pop.train(
-        runs,
-        [data],
-        hidden=scale.hidden,
+    progress = _common.Progress(NAME, len(configs) * scale.steps)
+    result = _sweeps.run(
+        args,
+        progress,
+        "mnist1d",
+        configs,
+        data,
         steps=scale.steps,
-        eval_every=scale.eval_every,
+        model=sweep.MLPSpec(hidden=scale.hidden),
+        optimizer="adam_per_param",
         batch_size=scale.batch_size,
-        optimizer="adam",
-        redo_tau=REDO_TAU,
-        progress=f"[{NAME}]",
-        fast_compile=scale.fast_compile,
-        separate_redo=not scale.fast_compile,  # smoke run: one program fewer to compile
+        eval_every=scale.eval_every,
+        chunk_steps=scale.chunk_steps,
+        intervention=_sweeps.ReDo(layers=len(scale.hidden), kernel_init=BASE_INIT),
     )
-    by_arm = _by_arm(runs, res, scale.hidden)
+    res = _sweeps.arrays(result)
+    by_arm = _by_arm(labels, res, scale.hidden)
     summary = {
         "experiment": NAME,
         "scale": args.scale,
         "sizes": dataclasses.asdict(scale),
         "by_arm": by_arm,
         "wall_seconds": round(time.time() - started, 1),
+        "cpu_seconds": round(time.process_time(), 1),
     }
-    labels = np.array([a.label for a in runs])
-    dead = pop.unit_fraction(res["dead"], scale.hidden)
-    figures = _draw(args.out, scale, res, labels, list(by_arm), dead)
+    dead = _sweeps.unit_fraction(res["dead"], scale.hidden)
+    figures = _draw(args.out, scale, res, np.asarray(labels), list(by_arm), dead)
     payload = {
         "sizes": dataclasses.asdict(scale),
         "base_init": BASE_INIT,
@@ -256,15 +266,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "by_arm": by_arm,
         "runs": [
             {
-                "arm": dataclasses.asdict(a),
+                "arm": {"label": label, **config.to_dict()},
                 **{
                     k: res[k][i]
                     for k in ("dead", "dormant", "test_accuracy", "test_loss", "recycled")
                 },
             }
-            for i, a in enumerate(runs)
+            for i, (label, config) in enumerate(zip(labels, configs, strict=True))
         ],
-        "seconds": res["seconds"],
         "figures": figures,
     }
     _common.write_results(args, payload, started=started)
@@ -277,6 +286,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         ]
     )
     _common.write_summary(args, text)
+    shutil.rmtree(args.out / "checkpoints", ignore_errors=True)  # only needed to resume
     return payload
 
 
@@ -309,4 +319,4 @@ def _draw(out, scale: Scale, res, labels, order, dead) -> list[str]:
 
 
 if __name__ == "__main__":
-    _common.cli(main, NAME, resumes=False)
+    _common.cli(main, NAME, resumes=True)
