@@ -30,10 +30,10 @@ iterations) or, for a site kept per iteration of a ``scan``, in the scan's stack
 layers). Control-flow parameters are read in :mod:`relujax.analysis._primitives`, which
 raises on any it does not know (naming the primitive and the JAX version) instead of
 guessing. Each site's unit axis is read from the operation that produced it
-(:mod:`relujax.analysis._axis`) and moved last before the observer sees it. A ``custom_jvp``/``custom_vjp`` function that contains
-sites deeper inside is bound unchanged (its derivative rule is kept) and its body is evaluated
-a second time on ``stop_gradient`` inputs for the statistics only; XLA's CSE merges the two
-forward computations.
+(:mod:`relujax.analysis._axis`) and moved last before the observer sees it. A
+``custom_jvp``/``custom_vjp`` function that contains sites deeper inside is bound unchanged
+(its derivative rule is kept) and its body is evaluated a second time on ``stop_gradient``
+inputs for the statistics only; XLA's CSE merges the two forward computations.
 
 Known limits: sites inside ``shard_map``, ``pmap``, ``custom_linear_solve`` and callbacks are
 not captured (a warning names them); ``jax.nn.gelu`` is found only when tracebacks are
@@ -598,7 +598,10 @@ def _warn_hidden(eqn: Any, acts: Collection[str]) -> None:
         sj, sc = _closed(sub)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            found = build_plan(sj, sc, _Context(acts=acts)).slots
+            try:
+                found = bool(build_plan(sj, sc, _Context(acts=acts)).slots)
+            except _primitives.UnsupportedPrimitiveError:
+                found = True  # sites inside something not rebuildable: not captured either
         if found:
             warnings.warn(
                 f"relujax.analysis: activation sites inside `{eqn.primitive.name}` are not "

@@ -233,3 +233,12 @@ def test_an_equation_without_sites_is_bound_unchanged_whatever_its_parameters():
     ctx = _capture._Context(acts=analysis.default_activations())
     plan = _capture.build_plan(closed.jaxpr.replace(eqns=eqns), closed.consts, ctx)
     assert [s.name for s in plan.sites] == ["relu_0"]
+
+
+def test_gradients_through_a_per_layer_scan_are_unchanged():
+    ws, bs = _weights()
+    loss = lambda p, x: jnp.sum(_scan_net(p, x) ** 2)
+    want = jax.grad(loss)((ws, bs), X)
+    got, stats = jax.jit(jax.grad(analysis.with_stats(loss), has_aux=True))((ws, bs), X)
+    chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-5)
+    assert len(stats) == LAYERS
