@@ -10,6 +10,7 @@ import jax
 import numpy as np
 from jax.typing import ArrayLike
 
+from relujax import _validation
 from relujax.analysis._dormancy import dormancy_score
 from relujax.analysis._model_stats import ModelStats
 from relujax.analysis._rank import approximate_rank, effective_rank
@@ -21,13 +22,15 @@ DEFAULT_TAUS = (0.0, 0.025, 0.1)
 
 
 def _check_taus(taus: Sequence[float]) -> tuple[float, ...]:
-    try:
-        out = tuple(float(t) for t in taus)
-    except TypeError:
-        raise TypeError(f"taus must be a sequence of numbers >= 0, got {taus!r}.") from None
-    if not out or any(not math.isfinite(t) or t < 0 for t in out):
-        raise ValueError(f"taus must be a non-empty sequence of finite numbers >= 0, got {taus!r}.")
-    return out
+    if isinstance(taus, (str, bytes)) or not isinstance(taus, Sequence):
+        raise TypeError(f"diagnose: taus must be a sequence of numbers >= 0, got {taus!r}.")
+    if not taus:
+        raise ValueError(
+            f"diagnose: taus must be a non-empty sequence of finite numbers >= 0, got {taus!r}."
+        )
+    return tuple(
+        _validation.real(f"diagnose: taus[{k}]", t, minimum=0.0) for k, t in enumerate(taus)
+    )
 
 
 def _site(
@@ -159,8 +162,9 @@ def diagnose(
     """
     _check_stats(stats)
     taus_t = _check_taus(taus)
-    if not isinstance(low_rate, (int, float)) or not 0.0 < low_rate <= 1.0:
-        raise ValueError(f"low_rate must be in (0, 1], got {low_rate!r}.")
+    low_rate = _validation.real(
+        "diagnose: low_rate", low_rate, minimum=0.0, maximum=1.0, strict=True
+    )
     if isinstance(previous, ModelStats):
         previous = diagnose(previous, taus=taus_t, low_rate=low_rate)
     if previous is not None and not isinstance(previous, Report):

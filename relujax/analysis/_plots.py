@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from relujax import _validation
 from relujax.analysis._report import Report
 
 
@@ -129,8 +130,7 @@ def firing_rate_histograms(reports: Sequence[Report], *, site: str, bins: int = 
     """
     if not reports:
         raise ValueError("reports is empty.")
-    if not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a positive int, got {bins!r}.")
+    bins = _validation.integer("firing_rate_histograms: bins", bins, minimum=1)
     edges = np.linspace(0.0, 1.0, bins + 1)
     out = np.zeros((bins, len(reports)))
     for t, rep in enumerate(reports):

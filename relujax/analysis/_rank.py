@@ -6,6 +6,8 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
+from relujax import _validation
+
 
 def _singular_values(features: ArrayLike, fn: str) -> Array:
     f = jnp.asarray(features)
@@ -78,8 +80,9 @@ def approximate_rank(features: ArrayLike, *, threshold: float = 0.99) -> Array:
       >>> approximate_rank(jnp.diag(jnp.array([3.0, 1.0])))
       Array(2, dtype=int32)
     """
-    if not isinstance(threshold, (int, float)) or not 0.0 < threshold <= 1.0:
-        raise ValueError(f"approximate_rank: threshold must be in (0, 1], got {threshold!r}.")
+    threshold = _validation.real(
+        "approximate_rank: threshold", threshold, minimum=0.0, maximum=1.0, strict=True
+    )
     s = _singular_values(features, "approximate_rank")
     total = jnp.sum(s)
     fraction = jnp.cumsum(s) / jnp.where(total > 0, total, 1.0)

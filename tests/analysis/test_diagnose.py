@@ -134,7 +134,9 @@ def test_to_dict_is_json_and_round_trips():
     ("kwargs", "error", "match"),
     [
         ({"taus": ()}, ValueError, "non-empty"),
-        ({"taus": (-0.1,)}, ValueError, "finite numbers >= 0"),
+        ({"taus": (-0.1,)}, ValueError, r"taus\[0\] must be >= 0"),
+        ({"taus": (0.1, float("nan"))}, ValueError, r"taus\[1\] must be finite"),
+        ({"taus": ("a",)}, TypeError, r"taus\[0\] must be a real number"),
         ({"taus": 0.1}, TypeError, "sequence"),
         ({"low_rate": 0.0}, ValueError, "low_rate"),
         ({"previous": "x"}, TypeError, "previous"),
