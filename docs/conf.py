@@ -54,12 +54,6 @@ nitpick_ignore_regex = [
     ("py:.*", r"(Iterable|Iterator|PathLike|Path|NamedTuple|Enum|ModuleType|Ellipsis)"),
     ("py:.*", r"(int|float|bool|str|bytes|complex|object|None|type|tuple|list|dict|set)"),
     ("py:.*", r"(frozenset|slice|range|Exception|ValueError|TypeError|KeyError|Warning)"),
-    # Private type aliases of relujax.analysis that signatures show and the docstrings spell
-    # out: site selectors (a name, a regex, or a sequence of them) and per-site unit axes.
-    ("py:class", r"Selector|UnitAxis"),
-    # The class that relujax.init.rai() returns: private, its ``pair`` method is documented
-    # in rai's docstring.
-    ("py:class", r"relujax\.init\._rai\.RAI"),
 ]
 
 html_theme = "furo"

@@ -23,6 +23,7 @@ from typing import Any
 
 from docutils import nodes
 from docutils.statemachine import StringList
+from sphinx import addnodes
 from sphinx.pycode import ModuleAnalyzer, PycodeError
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
@@ -152,8 +153,11 @@ def _resolve_to_public(app, env, node, contnode):
 
     Handles ``relujax.<...>._private.Name`` (how autodoc writes annotations), re-exports
     (``relujax.prelu`` is documented as ``relujax.activations.prelu``) and names relative to
-    the current module (``swish`` in a docstring of ``relujax.activations``). A target that
-    is no documented relujax object stays unresolved, and the build fails on it.
+    the current module or its packages (``swish`` in a docstring of ``relujax.activations``).
+    A private relujax type in a signature or an attribute's type (a state container a public
+    function returns) is shown as text. Any other target that is no documented relujax
+    object stays unresolved, and the build fails on it: a docstring must not link a private
+    name.
     """
     if node.get("refdomain") != "py":
         return None
@@ -163,7 +167,7 @@ def _resolve_to_public(app, env, node, contnode):
     while module.startswith("relujax"):  # the current module, then its parent packages
         candidates.append(f"{module}.{target}")
         module = module.rpartition(".")[0]
-    if node.get("py:class"):
+    if node.get("py:class") and not target.startswith("relujax."):
         candidates.append(f"{node.get('py:module', '')}.{node['py:class']}.{target}")
     for candidate in candidates:
         parts = candidate.split(".")
@@ -178,10 +182,44 @@ def _resolve_to_public(app, env, node, contnode):
             new_target = ".".join([home, *parts[cut:]])
             if new_target == target:
                 break
-            return env.get_domain("py").resolve_xref(
+            found = env.get_domain("py").resolve_xref(
                 env, node["refdoc"], app.builder, node["reftype"], new_target, node, contnode
             )
+            if found is not None:
+                return found
+            break
+    if _in_type_annotation(node) and any(_private_relujax(c) for c in [target, *candidates]):
+        return contnode  # a private type in an annotation: shown as text, not linked
     return None
+
+
+def _in_type_annotation(node: nodes.Node) -> bool:
+    """Whether ``node`` sits in a signature or in an attribute's "Type" field."""
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, addnodes.desc_signature):
+            return True
+        if isinstance(parent, nodes.field) and parent[0].astext() == "Type":
+            return True
+        parent = parent.parent
+    return False
+
+
+def _private_relujax(path: str) -> bool:
+    """Whether ``path`` names an object of relujax that no public module exports.
+
+    A bare name (as ``from __future__ import annotations`` leaves an annotation) is looked up
+    in the private modules of the package the reference sits in.
+    """
+    parts = path.split(".")
+    if parts[0] == "relujax" and any(p.startswith("_") for p in parts[1:]):
+        return _lookup(path) is not None
+    package, _, name = path.rpartition(".")
+    return any(
+        getattr(sys.modules[m], name, None) is not None
+        for m in list(sys.modules)
+        if package.startswith("relujax") and m.startswith(f"{package}._")
+    )
 
 
 def _keep_property_docstrings(app, what, name, obj, options, lines):
