@@ -14,7 +14,7 @@ from flax import nnx
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from relujax import _optional
+from relujax import _optional, _validation
 from relujax.data import Dataset
 from relujax.sweep._checkpoint import Checkpointer
 from relujax.sweep._host import put, to_host
@@ -24,7 +24,6 @@ from relujax.sweep._plan import AXIS, Plan, plan
 from relujax.sweep._result import SweepResult, versions
 from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec, OptimizerSpec
 from relujax.sweep._train import LAYERED, Data, Keys, RunState, config_keys
-from relujax.sweep._validate import check_int
 
 
 class ChunkInfo(NamedTuple):
@@ -422,7 +421,7 @@ def run(
         raise TypeError(
             "run(): give the training settings as options=... or as keywords, not both."
         )
-    checkpoint_every = check_int("checkpoint_every", checkpoint_every)
+    checkpoint_every = _validation.integer("checkpoint_every", checkpoint_every, minimum=1)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}.")
     p = plan(configs, data, options, devices=devices)

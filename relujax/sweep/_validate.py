@@ -15,10 +15,6 @@ from relujax.data import Dataset
 from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec
 
 
-def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    return _validation.integer(name, value, minimum=minimum)
-
-
 def check_devices(devices: Any) -> list[jax.Device]:
     """``devices`` as a non-empty list of distinct ``jax.Device`` (None: all of them)."""
     if devices is None:
@@ -49,17 +45,6 @@ def check_activation(name: str) -> None:
     except (ValueError, TypeError) as e:
         raise ValueError(
             f"config activation {name!r} is not usable: {e} Accepted: {list(activation_names())}."
-        ) from None
-
-
-def check_init(name: str) -> None:
-    from relujax import init
-
-    try:
-        init.get(name)
-    except (ValueError, TypeError) as e:
-        raise ValueError(
-            f"config init {name!r} is not usable: {e} Accepted: {list(init.names())}."
         ) from None
 
 
