@@ -22,15 +22,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import shutil
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 import relujax
-from experiments import _common, _figures, _stats
-from experiments import _population as pop
+from experiments import _common, _figures, _stats, _sweeps
 from experiments._stats import Interval
+from relujax import sweep
 
 NAME = "initialization"
 LN10 = math.log(10.0)
@@ -53,8 +55,6 @@ class Scale:
     deep_lr: float
     deep_seeds: tuple[int, ...]
     batch_size: int = 128
-    #: XLA optimization level 0 (faster compilation): for the smoke run.
-    fast_compile: bool = False
 
 
 SCALES = {
@@ -72,7 +72,6 @@ SCALES = {
         deep_lr=0.01,
         deep_seeds=(0,),
         batch_size=32,
-        fast_compile=True,
     ),
     "default": Scale(
         num_samples=5000,
@@ -106,59 +105,48 @@ SCALES = {
 
 #: label -> (kernel_init, bias_init)
 INITS = {
-    "He normal": ("he_normal", None),
-    "Xavier normal": ("xavier_normal", None),
-    "LeCun normal": ("lecun_normal", None),
-    "small std N(0, 0.01^2)": (relujax.init.normal(0.01), None),
-    "He + bias -1": ("he_normal", relujax.init.constant(-1.0)),
-    "RAI": ("rai", None),
+    "He normal": {"init": "he_normal"},
+    "Xavier normal": {"init": "xavier_normal"},
+    "LeCun normal": {"init": "lecun_normal"},
+    "small std N(0, 0.01^2)": {"init": "normal", "init_params": {"stddev": 0.01}},
+    "He + bias -1": {
+        "init": "he_normal",
+        "bias_init": "constant",
+        "bias_init_params": {"value": -1.0},
+    },
+    "RAI": {"init": "rai"},
 }
 
 
-def _shallow(scale: Scale, data: relujax.data.Dataset, seed: int) -> tuple[list, dict]:
-    arms = [
-        pop.Arm(label, kernel_init=k, bias_init=b, lr=scale.lr, seed=seed + s)
-        for label, (k, b) in INITS.items()
-        for s in scale.seeds
-    ]
-    print(f"[{NAME}] part 1: {len(arms)} runs of MLP {scale.hidden} x {scale.steps} steps")
-    res = pop.train(
-        arms,
-        [data],
-        hidden=scale.hidden,
-        steps=scale.steps,
-        eval_every=scale.eval_every,
-        batch_size=scale.batch_size,
-        optimizer="momentum",
-        progress=f"[{NAME}]",
-        fast_compile=scale.fast_compile,
-    )
-    return arms, res
+class Arm(NamedTuple):
+    """One run: its label in tables and figures, and its sweep configuration."""
+
+    label: str
+    config: sweep.Config
 
 
-def _deep(scale: Scale, data: relujax.data.Dataset, seed: int) -> tuple[list, dict]:
-    hidden = (scale.deep_width,) * scale.deep_depth
-    arms = [
-        pop.Arm(label, kernel_init=k, lr=scale.deep_lr, seed=seed + s)
-        for label, k in (("He normal", "he_normal"), ("Xavier normal", "xavier_normal"))
-        for s in scale.deep_seeds
-    ]
-    print(
-        f"[{NAME}] part 2: {len(arms)} runs of a plain {scale.deep_depth}-layer MLP "
-        f"(width {scale.deep_width}) x {scale.deep_steps} steps"
-    )
-    res = pop.train(
-        arms,
-        [data],
-        hidden=hidden,
-        steps=scale.deep_steps,
-        eval_every=scale.deep_eval_every,
+def _train(args, progress, part: str, arms: list[Arm], data, hidden, steps, eval_every, scale):
+    result = _sweeps.run(
+        args,
+        progress,
+        part,
+        [a.config for a in arms],
+        data,
+        steps=steps,
+        model=sweep.MLPSpec(hidden=hidden),
+        optimizer="momentum",  # optax.sgd(lr, momentum=0.9)
         batch_size=scale.batch_size,
-        optimizer="momentum",
-        progress=f"[{NAME}]",
-        fast_compile=scale.fast_compile,
+        eval_every=eval_every,
     )
-    return arms, res
+    return _sweeps.arrays(result)
+
+
+def _arms(labels_inits, lr: float, seeds, seed: int) -> list[Arm]:
+    return [
+        Arm(label, sweep.Config("constant", lr, seed=seed + s, **spec))
+        for label, spec in labels_inits
+        for s in seeds
+    ]
 
 
 def _iv(values: np.ndarray, *, fraction: bool = True) -> Interval:
@@ -167,7 +155,7 @@ def _iv(values: np.ndarray, *, fraction: bool = True) -> Interval:
 
 
 def _shallow_rows(arms, res, hidden) -> tuple[list[list], dict[str, dict]]:
-    dead = pop.unit_fraction(res["dead"], hidden)  # [K, E]
+    dead = _sweeps.unit_fraction(res["dead"], hidden)  # [K, E]
     labels = np.array([a.label for a in arms])
     he = labels == "He normal"
     he_acc = _iv(res["test_accuracy"][he, -1]).mean
@@ -214,7 +202,7 @@ def _shallow_rows(arms, res, hidden) -> tuple[list[list], dict[str, dict]]:
 
 def _deep_rows(arms, res, scale: Scale) -> tuple[list[list], dict[str, dict]]:
     hidden = (scale.deep_width,) * scale.deep_depth
-    dead = pop.unit_fraction(res["dead"], hidden)
+    dead = _sweeps.unit_fraction(res["dead"], hidden)
     labels = np.array([a.label for a in arms])
     rows, per = [], {}
     for label in ("He normal", "Xavier normal"):
@@ -252,7 +240,7 @@ def _draw(out, scale: Scale, shallow, deep) -> list[str]:
     plt = _common.pyplot()
     arms, res = shallow
     labels = np.array([a.label for a in arms])
-    dead = pop.unit_fraction(res["dead"], scale.hidden)
+    dead = _sweeps.unit_fraction(res["dead"], scale.hidden)
     names = list(INITS)
     x = np.arange(len(names))
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -313,11 +301,52 @@ def _draw(out, scale: Scale, shallow, deep) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the experiment; returns the payload written to ``results.json``."""
     started = time.time()
-    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv, run_time="about 5 minutes")
+    args = _common.parse_args(
+        NAME, __doc__.splitlines()[0], argv, run_time="about 5 minutes", resumes=True
+    )
     scale = SCALES[args.scale]
     data = relujax.data.mnist1d(num_samples=scale.num_samples)
-    shallow = _shallow(scale, data, args.seed)
-    deep = _deep(scale, data, args.seed)
+    shallow_arms = _arms(INITS.items(), scale.lr, scale.seeds, args.seed)
+    deep_inits = (("He normal", INITS["He normal"]), ("Xavier normal", INITS["Xavier normal"]))
+    deep_arms = _arms(deep_inits, scale.deep_lr, scale.deep_seeds, args.seed)
+    deep_hidden = (scale.deep_width,) * scale.deep_depth
+    progress = _common.Progress(
+        NAME, len(shallow_arms) * scale.steps + len(deep_arms) * scale.deep_steps
+    )
+    print(
+        f"[{NAME}] part 1: {len(shallow_arms)} runs of MLP {scale.hidden} x {scale.steps} "
+        f"steps; part 2: {len(deep_arms)} runs of a plain {scale.deep_depth}-layer MLP "
+        f"(width {scale.deep_width}) x {scale.deep_steps} steps",
+        flush=True,
+    )
+    shallow = (
+        shallow_arms,
+        _train(
+            args,
+            progress,
+            "shallow",
+            shallow_arms,
+            data,
+            scale.hidden,
+            scale.steps,
+            scale.eval_every,
+            scale,
+        ),
+    )
+    deep = (
+        deep_arms,
+        _train(
+            args,
+            progress,
+            "deep",
+            deep_arms,
+            data,
+            deep_hidden,
+            scale.deep_steps,
+            scale.deep_eval_every,
+            scale,
+        ),
+    )
     rows, per_init = _shallow_rows(*shallow, scale.hidden)
     deep_rows, per_deep = _deep_rows(*deep, scale)
     figures = _draw(args.out, scale, shallow, deep)
@@ -325,8 +354,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     def runs(arms, res):
         return [
             {
-                "arm": dataclasses.asdict(a)
-                | {"kernel_init": str(a.kernel_init), "bias_init": str(a.bias_init)},
+                "arm": {"label": a.label, **a.config.to_dict()},
                 **{k: res[k][i] for k in ("dead", "dormant", "test_accuracy", "test_loss")},
             }
             for i, a in enumerate(arms)
@@ -336,8 +364,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "sizes": dataclasses.asdict(scale),
         "steps": shallow[1]["steps"],
         "deep_steps": deep[1]["steps"],
-        "shallow": {"runs": runs(*shallow), "by_init": per_init, "seconds": shallow[1]["seconds"]},
-        "deep": {"runs": runs(*deep), "by_init": per_deep, "seconds": deep[1]["seconds"]},
+        "shallow": {"runs": runs(*shallow), "by_init": per_init},
+        "deep": {"runs": runs(*deep), "by_init": per_deep},
         "figures": figures,
     }
     _common.write_results(args, payload, started=started)
@@ -363,8 +391,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
         ]
     )
     _common.write_summary(args, text)
+    shutil.rmtree(args.out / "checkpoints", ignore_errors=True)  # only needed to resume
     return payload
 
 
 if __name__ == "__main__":
-    _common.cli(main, NAME, resumes=False)
+    _common.cli(main, NAME, resumes=True)
