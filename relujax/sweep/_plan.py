@@ -71,6 +71,7 @@ def _trainer(static: _Static, activation: str) -> Trainer:
         dormant_tau=static.dormant_tau,
         classification=static.classification,
         intervention=static.intervention,
+        layers=static.model.layers,
     )
 
 
@@ -195,7 +196,8 @@ def plan(
       A :class:`Plan`.
 
     Raises:
-      TypeError / ValueError: for anything that cannot train, naming the argument.
+      TypeError: an argument of the wrong type, naming it.
+      ValueError: an argument whose value cannot train, naming it.
 
     Examples:
       >>> from relujax import data, sweep

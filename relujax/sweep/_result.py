@@ -123,10 +123,13 @@ class SweepResult:
     probe set of training examples), ``test_loss``, ``test_accuracy`` (classification only)
     and ``lr`` (the learning rate the next update uses), and ``[K, E, L]`` for the per-layer
     ``dead_fraction`` (units that never fired on the probe set), ``dormant_fraction`` (ReDo
-    score :math:`E|h_i| / \\overline{E|h|} \\le \\tau`) and ``firing_rate`` (mean over units of
-    the fraction of probe examples with pre-activation > 0). ``K`` = configurations, ``E`` =
-    evaluations at ``steps``, ``L`` = activation layers. Values at or after a configuration's
-    ``diverged_step`` are NaN.
+    score :math:`E|h_i| / \\overline{E|h|} \\le \\tau`), ``firing_rate`` (mean over units of
+    the fraction of probe examples with pre-activation > 0), ``weight_norm`` (Frobenius norm
+    :math:`\\|W_l\\|` of the kernel into layer :math:`l`), ``init_distance``
+    (:math:`\\|W_l - W_l^{(0)}\\|`) and ``grad_norm`` (:math:`\\|\\nabla_{W_l} L_{probe}\\|`),
+    plus one ``[K, E]`` series per metric of the sweep's intervention. ``K`` =
+    configurations, ``E`` = evaluations at ``steps``, ``L`` = activation layers. Values at
+    or after a configuration's ``diverged_step`` are NaN.
 
     Attributes:
       configs: the K configurations, in order.
@@ -135,7 +138,7 @@ class SweepResult:
       diverged_step: ``int[K]``, the step whose training loss was first non-finite, or -1.
       layer_sites: per configuration, the names of its activation sites (``relu_0``, ...).
       meta: settings of the sweep (model, optimizer, dataset shapes, steps, batch size, ...),
-        the strategy used, and :func:`versions`.
+        the strategy used, and the versions of relujax, JAX and the other libraries.
       final_params: per configuration, its trained ``nnx.Param`` state as NumPy arrays (None
         for results loaded from JSON).
 
