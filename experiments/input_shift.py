@@ -18,15 +18,17 @@ Outputs: ``results.json``, ``summary.md``, ``dead_vs_shift.png`` and ``accuracy_
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 import relujax
-from experiments import _common, _figures, _stats
-from experiments import _population as pop
+from experiments import _common, _figures, _stats, _sweeps
 from experiments._stats import Interval
+from relujax import sweep
 
 NAME = "input_shift"
 ACTIVATIONS = ("relu", "leaky_relu")
@@ -46,8 +48,6 @@ class Scale:
     n_train: int
     n_test: int
     batch_size: int = 128
-    #: XLA optimization level 0 (faster compilation): for the smoke run.
-    fast_compile: bool = False
 
 
 SCALES = {
@@ -61,7 +61,6 @@ SCALES = {
         n_train=256,
         n_test=128,
         batch_size=32,
-        fast_compile=True,
     ),
     "default": Scale(
         shifts=(-8.0, -4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0, 8.0),
@@ -84,6 +83,13 @@ SCALES = {
         n_test=4096,
     ),
 }
+
+
+class Arm(NamedTuple):
+    """One run: its label in tables and figures, and its sweep configuration."""
+
+    label: str
+    config: sweep.Config
 
 
 def _standardized(ds: relujax.data.Dataset) -> relujax.data.Dataset:
@@ -114,10 +120,11 @@ def _cell(arms, res, hidden, act, prep, shift, e):
     Each is the mean with its 95% t-interval over the seeds (:class:`_stats.Interval`).
     """
     sel = np.array(
-        [a.activation == act and a.label == f"{prep} {shift:g}" for a in arms], dtype=bool
+        [a.config.activation == act and a.label == f"{prep} {shift:g}" for a in arms],
+        dtype=bool,
     )
     first = _stats.t_interval(res["dead"][sel, e, 0], within=(0, 1))
-    total = _stats.t_interval(pop.unit_fraction(res["dead"][sel, e], hidden), within=(0, 1))
+    total = _stats.t_interval(_sweeps.unit_fraction(res["dead"][sel, e], hidden), within=(0, 1))
     acc = _stats.t_interval(res["test_accuracy"][sel, e], within=(0, 1))
     return first, total, acc
 
@@ -157,11 +164,13 @@ def _finding(act: str, prep: str, init_first: dict, end_first: dict, acc: dict) 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the experiment; returns the payload written to ``results.json``."""
     started = time.time()
-    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv, run_time="about 3 minutes")
+    args = _common.parse_args(
+        NAME, __doc__.splitlines()[0], argv, run_time="about 3 minutes", resumes=True
+    )
     scale = SCALES[args.scale]
     data = datasets(scale, args.seed)
     arms = [
-        pop.Arm(f"{prep} {m:g}", activation=act, lr=scale.lr, data=d, seed=args.seed + s)
+        Arm(f"{prep} {m:g}", sweep.Config("constant", scale.lr, act, data=d, seed=args.seed + s))
         for act in ACTIVATIONS
         for d, (m, prep, _) in enumerate(data)
         for s in scale.seeds
@@ -169,19 +178,23 @@ def main(argv: Sequence[str] | None = None) -> dict:
     print(
         f"[{NAME}] {len(arms)} runs: {len(scale.shifts)} shifts x raw/standardized x "
         f"{len(ACTIVATIONS)} activations x {len(scale.seeds)} seeds, MLP {scale.hidden}, "
-        f"{scale.steps} Adam steps"
+        f"{scale.steps} Adam steps",
+        flush=True,
     )
-    res = pop.train(
-        arms,
-        [ds for _, _, ds in data],
-        hidden=scale.hidden,
+    progress = _common.Progress(NAME, len(arms) * scale.steps)
+    result = _sweeps.run(
+        args,
+        progress,
+        "gaussian_mixture",
+        [a.config for a in arms],
+        [ds for _, _, ds in data],  # one data set per shift and preprocessing
         steps=scale.steps,
-        eval_every=scale.eval_every,
-        batch_size=scale.batch_size,
+        model=sweep.MLPSpec(hidden=scale.hidden),
         optimizer="adam",
-        progress=f"[{NAME}]",
-        fast_compile=scale.fast_compile,
+        batch_size=scale.batch_size,
+        eval_every=scale.eval_every,
     )
+    res = _sweeps.arrays(result)
     grid: dict[str, dict] = {}
     claim_rows, number_rows = [], []
     for act in ACTIVATIONS:
@@ -209,17 +222,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "grid": grid,
         "runs": [
             {
-                "arm": dataclasses.asdict(a),
-                "shift": data[a.data][0],
-                "preprocessing": data[a.data][1],
+                "arm": {"label": a.label, **a.config.to_dict()},
+                "shift": data[a.config.data][0],
+                "preprocessing": data[a.config.data][1],
                 **{k: res[k][i] for k in ("dead", "dormant", "test_accuracy", "test_loss")},
             }
             for i, a in enumerate(arms)
         ],
-        "seconds": res["seconds"],
         "figures": figures,
     }
     _common.write_results(args, payload, started=started)
+    shutil.rmtree(args.out / "checkpoints", ignore_errors=True)  # only needed to resume
     text = "\n\n".join(
         [
             f"# {NAME}: input shift and dead units ({args.scale} scale)",
@@ -299,4 +312,4 @@ def _draw(out, scale: Scale, grid: dict[str, dict]) -> list[str]:
 
 
 if __name__ == "__main__":
-    _common.cli(main, NAME, resumes=False)
+    _common.cli(main, NAME, resumes=True)
