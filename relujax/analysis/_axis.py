@@ -6,7 +6,9 @@ style, Equinox's ``Conv2d`` under ``vmap``) puts them at axis 1. The axis is rea
 from the pre-activation through the equations that produced it, within one jaxpr:
 
 - ``conv_general_dilated``: the output spec's feature dimension (``dimension_numbers``);
-- ``dot_general`` with free dimensions on its right operand: the last axis (``x @ W``);
+- ``dot_general``: the free axis of the operand that has exactly one (the weight's output
+  features), when the other operand has another number of free axes (``x @ W`` with
+  ``x`` of rank >= 3, or Equinox's ``W @ x`` under ``vmap``);
 - ``broadcast_in_dim`` of an operand with a single non-trivial axis (a bias ``(C,)`` or
   ``(C, 1, 1)``): where ``broadcast_dimensions`` puts that axis;
 - ``transpose``, ``squeeze`` and ``reshape`` (when the axis survives with its size and
@@ -98,9 +100,18 @@ def _axis(atom: Any, env: _Env, depth: int) -> int | None:
     if p is P.conv_general_dilated_p:
         return int(params["dimension_numbers"].out_spec[1])
     if p is P.dot_general_p:
+        # Output axes: batch, then lhs free, then rhs free. The weight is the operand with a
+        # single free axis (its output features); the other one carries the batch (and
+        # positions): ``x @ W`` (Flax, PyTorch) or ``W @ x`` under vmap (Equinox).
         contract, batch = params["dimension_numbers"]
-        rhs_free = eqn.invars[1].aval.ndim - len(contract[1]) - len(batch[1])
-        return len(shape) - 1 if rhs_free > 0 else None
+        nb = len(batch[0])
+        lhs_free = eqn.invars[0].aval.ndim - len(contract[0]) - nb
+        rhs_free = eqn.invars[1].aval.ndim - len(contract[1]) - nb
+        if rhs_free == 1 and lhs_free != 1:
+            return len(shape) - 1
+        if lhs_free == 1 and rhs_free != 1:
+            return nb
+        return None
     if p is P.broadcast_in_dim_p:
         src = _shape(eqn.invars[0])
         wide = [a for a, d in enumerate(src) if d > 1]

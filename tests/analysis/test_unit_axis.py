@@ -123,3 +123,14 @@ def test_equinox_conv2d_under_vmap():
     stats = analysis.collect(model, X[None])
     pre = jax.vmap(conv)(X)
     chex.assert_trees_all_close(stats["relu_0"], _per_channel(pre, 1), rtol=1e-4, atol=1e-5)
+
+
+def test_equinox_linear_under_vmap_on_rank_3_inputs():
+    eqx = pytest.importorskip("equinox")
+    mlp = eqx.nn.MLP(C_IN, 2, 6, 2, activation=jax.nn.relu, key=jax.random.key(1))
+    model = jax.vmap(jax.vmap(mlp))  # W @ x per position: a (N, T, features) site
+    x = randn(3, N, 4, C_IN)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sites = analysis.find_sites(model, x)
+    assert [(s.unit_axis, s.units) for s in sites] == [(2, 6), (2, 6)]
