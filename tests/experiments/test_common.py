@@ -82,3 +82,63 @@ def test_per_seed_means_over_the_masked_runs():
     seeds = np.array([0, 0, 1, 1, 2])
     mask = np.array([True, True, True, True, False])
     np.testing.assert_allclose(_stats.per_seed(values, seeds, mask), [0.2, 0.5])
+
+
+def test_no_experiment_trains_anything_itself():
+    # One engine: the experiments declare configurations and read results; relujax.sweep
+    # trains. No gradients and no optimizers under experiments/.
+    from pathlib import Path
+
+    import experiments
+
+    for path in Path(experiments.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        for banned in ("jax.grad", "value_and_grad", "import optax", "from optax"):
+            assert banned not in text, f"{path.name} uses {banned}"
+
+
+@pytest.mark.parametrize(("keep_count", "expected_count"), [(0.0, 0), (1.0, 3)])
+def test_redo_intervention_restarts_or_keeps_adam_counts(keep_count, expected_count):
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    import relujax
+    from experiments import _sweeps
+    from relujax import analysis, remedies, sweep
+
+    # A hidden layer whose bias of -10 keeps every unit dead: ReDo recycles all 8.
+    model = relujax.nn.MLP(4, [8], 3, bias_init=relujax.init.constant(-10.0), rngs=nnx.Rngs(0))
+    graphdef, params = nnx.split(model, nnx.Param)
+    x = jax.random.normal(jax.random.key(1), (16, 4))
+    opt = remedies.adam(1e-3)
+    opt_state = opt.init(params)
+    grads = jax.tree.map(jnp.ones_like, params)
+    for _ in range(3):
+        _, opt_state = opt.update(grads, opt_state, params)
+    _, stats = analysis.with_stats(lambda p, x: nnx.merge(graphdef, p)(x))(params, x)
+    hp = {"redo_every": 1.0, "redo_tau": 0.1, "redo_keep_count": keep_count}
+    ctx = sweep.StepContext(
+        step=jnp.int32(1),
+        key=jax.random.key(2),
+        x=x,
+        y=jnp.zeros(16, jnp.int32),
+        stats=stats,
+        hparams={k: jnp.float32(v) for k, v in hp.items()},
+        apply=None,
+        initial_params=None,
+    )
+    redo = _sweeps.ReDo(layers=1, kernel_init="lecun_normal")
+    new_params, new_opt, recycled = redo.apply(ctx, params, opt_state, redo.init(params))
+    assert int(recycled) == 8
+    np.testing.assert_array_equal(new_params["layers"][0]["bias"][...], 0.0)  # fresh units
+    np.testing.assert_array_equal(new_params["layers"][1]["kernel"][...], 0.0)  # no output yet
+    (adam,) = [
+        s
+        for s in jax.tree.leaves(
+            new_opt, is_leaf=lambda s: isinstance(s, remedies.ScaleByAdamPerParamState)
+        )
+        if isinstance(s, remedies.ScaleByAdamPerParamState)
+    ]
+    np.testing.assert_array_equal(adam.count["layers"][0]["kernel"][...], expected_count)
+    np.testing.assert_array_equal(adam.mu["layers"][0]["kernel"][...], 0.0)
