@@ -204,6 +204,11 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def jsonable(obj: Any) -> Any:
+    """``obj`` with arrays as lists, dataclasses as dicts and NaN/inf as None (for JSON)."""
+    return _jsonable(obj)
+
+
 def write_results(args: RunArgs, payload: dict[str, Any], *, started: float) -> Path:
     """Writes ``results.json`` with the payload, the command line and the environment."""
     record = {

@@ -21,6 +21,7 @@ loss and accuracy vs step, He vs Xavier, 30 layers).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
 import time
@@ -298,6 +299,30 @@ def _draw(out, scale: Scale, shallow, deep) -> list[str]:
     return ["dead_by_init.png", "accuracy_by_init.png", "deep_plain_net.png"]
 
 
+def readme_block(summary: dict) -> str:
+    """The docs' generated block: both parts' settings and tables, from the summary."""
+    sz = summary["sizes"]
+    return "\n\n".join(
+        [
+            f"Part 1: ReLU MLP {tuple(sz['hidden'])} on MNIST-1D, SGD + momentum 0.9, lr "
+            f"{sz['lr']:g}, batch {sz['batch_size']}, {sz['steps']} steps, {len(sz['seeds'])} "
+            "seeds: mean [95% t-interval over seeds]. Dead = pre-activation never positive on "
+            "1024 training examples, as a fraction of all hidden units.",
+            _common.markdown_table(
+                ("init", "dead at init", "dead after training", "test acc", "finding"),
+                summary["shallow_rows"],
+            ),
+            f"Part 2: plain {sz['deep_depth']}-layer ReLU MLP (width {sz['deep_width']}), SGD "
+            f"+ momentum 0.9, lr {sz['deep_lr']:g}, {sz['deep_steps']} steps, "
+            f"{len(sz['deep_seeds'])} seeds; He et al. (2015): He converges, Xavier stalls.",
+            _common.markdown_table(
+                ("init", "final test loss", "test acc", "dead at init", "dead after", "finding"),
+                summary["deep_rows"],
+            ),
+        ]
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the experiment; returns the payload written to ``results.json``."""
     started = time.time()
@@ -369,24 +394,22 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "figures": figures,
     }
     _common.write_results(args, payload, started=started)
+    summary = {
+        "experiment": NAME,
+        "scale": args.scale,
+        "sizes": dataclasses.asdict(scale),
+        "shallow": per_init,
+        "deep": per_deep,
+        "shallow_rows": rows,
+        "deep_rows": deep_rows,
+        "wall_seconds": round(time.time() - started, 1),
+        "cpu_seconds": round(time.process_time(), 1),
+    }
+    (args.out / "summary.json").write_text(json.dumps(_common.jsonable(summary), indent=1))
     text = "\n\n".join(
         [
             f"# {NAME}: initialization and dead ReLUs ({args.scale} scale)",
-            f"## Part 1: ReLU MLP {scale.hidden} on MNIST-1D",
-            f"SGD + momentum 0.9, lr {scale.lr:g}, batch {scale.batch_size}, {scale.steps} "
-            f"steps, {len(scale.seeds)} seed(s), mean [95% t-interval over seeds]. Dead = "
-            "pre-activation never positive on 1024 training examples, as a fraction of all "
-            "hidden units.",
-            _common.markdown_table(
-                ("init", "dead at init", "dead after training", "test acc", "finding"), rows
-            ),
-            f"## Part 2: plain {scale.deep_depth}-layer ReLU MLP (width {scale.deep_width})",
-            f"SGD + momentum 0.9, lr {scale.deep_lr:g}, {scale.deep_steps} steps, "
-            f"{len(scale.deep_seeds)} seed(s); He et al. (2015): He converges, Xavier stalls.",
-            _common.markdown_table(
-                ("init", "final test loss", "test acc", "dead at init", "dead after", "finding"),
-                deep_rows,
-            ),
+            readme_block(summary),
             f"Figures: {', '.join(figures)}. Wall time {time.time() - started:.0f} s.",
         ]
     )

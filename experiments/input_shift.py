@@ -18,6 +18,7 @@ Outputs: ``results.json``, ``summary.md``, ``dead_vs_shift.png`` and ``accuracy_
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import time
 from collections.abc import Sequence
@@ -161,6 +162,33 @@ def _finding(act: str, prep: str, init_first: dict, end_first: dict, acc: dict) 
     return "; ".join(parts).capitalize() + f"; accuracy {acc[lo]:.3f} at m = {lo:g}."
 
 
+def readme_block(summary: dict) -> str:
+    """The docs' generated block: setting, findings and the table, from the summary."""
+    sz = summary["sizes"]
+    return "\n\n".join(
+        [
+            f"Gaussian mixture (16-d, 4 classes), inputs + m in every coordinate; MLP "
+            f"{tuple(sz['hidden'])}, He init, Adam lr {sz['lr']:g}, {sz['steps']} steps, "
+            f"{len(sz['seeds'])} seeds: mean [95% t-interval over seeds]. Dead = "
+            "pre-activation never positive on 1024 training examples.",
+            _common.markdown_table(("activation", "inputs", "finding"), summary["claim_rows"]),
+            _common.markdown_table(
+                (
+                    "activation",
+                    "inputs",
+                    "m",
+                    "layer-1 dead at init",
+                    "layer-1 dead after",
+                    "all dead at init",
+                    "all dead after",
+                    "test acc",
+                ),
+                summary["number_rows"],
+            ),
+        ]
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the experiment; returns the payload written to ``results.json``."""
     started = time.time()
@@ -233,29 +261,21 @@ def main(argv: Sequence[str] | None = None) -> dict:
     }
     _common.write_results(args, payload, started=started)
     shutil.rmtree(args.out / "checkpoints", ignore_errors=True)  # only needed to resume
+    summary = {
+        "experiment": NAME,
+        "scale": args.scale,
+        "sizes": dataclasses.asdict(scale),
+        "grid": grid,
+        "claim_rows": claim_rows,
+        "number_rows": number_rows,
+        "wall_seconds": round(time.time() - started, 1),
+        "cpu_seconds": round(time.process_time(), 1),
+    }
+    (args.out / "summary.json").write_text(json.dumps(_common.jsonable(summary), indent=1))
     text = "\n\n".join(
         [
             f"# {NAME}: input shift and dead units ({args.scale} scale)",
-            f"Gaussian mixture (16-d, 4 classes), inputs + m in every coordinate; MLP "
-            f"{scale.hidden}, He init, Adam lr {scale.lr:g}, {scale.steps} steps, "
-            f"{len(scale.seeds)} seed(s): mean [95% t-interval over seeds]. Dead = "
-            "pre-activation never positive on 1024 training examples.",
-            "## Findings",
-            _common.markdown_table(("activation", "inputs", "finding"), claim_rows),
-            "## Dead fraction vs shift",
-            _common.markdown_table(
-                (
-                    "activation",
-                    "inputs",
-                    "m",
-                    "layer-1 dead at init",
-                    "layer-1 dead after",
-                    "all dead at init",
-                    "all dead after",
-                    "test acc",
-                ),
-                number_rows,
-            ),
+            readme_block(summary),
             f"Figures: {', '.join(figures)}. Wall time {time.time() - started:.0f} s.",
         ]
     )

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments import _lr_report, remedies
+from experiments import _lr_report, initialization, input_shift, remedies
 from experiments._stats import Interval
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +39,8 @@ DOCS = ROOT / "docs"
 BLOCKS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "lr_schedules": ("lr_schedules", _lr_report.readme_block),
     "remedies": ("remedies", remedies.readme_block),
+    "initialization": ("initialization", initialization.readme_block),
+    "input_shift": ("input_shift", input_shift.readme_block),
 }
 
 #: experiment -> figures in docs/ drawn from its summary: file name -> drawer(summary, path).

@@ -27,6 +27,10 @@ def _check_files(out, payload):
     assert summary.startswith("# ") and "|---|" in summary
     for name in payload["figures"]:
         assert (out / name).stat().st_size > 1000  # a real PNG, not an empty file
+    module = {m.NAME: m for m in (initialization, input_shift, remedies)}.get(record["experiment"])
+    if module is not None:  # the docs block renders from summary.json alone
+        block = module.readme_block(json.loads((out / "summary.json").read_text()))
+        assert block in summary and "|---|" in block
     return record, summary
 
 
