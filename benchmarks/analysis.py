@@ -1,81 +1,223 @@
-"""Overhead of relujax.analysis.collect against the plain jitted forward pass.
+"""Overhead of relujax.analysis against the plain jitted forward pass and training step.
 
 For an MLP 784-1024-1024-1024-10 and a small CNN (relujax.nn, ReLU), over 32 batches of 256:
 
-  ratio = time(analysis.collect(model, batches)) / time(jitted forward over the same batches)
+* collect: time(analysis.collect(model, batches)) / time(jitted forward over the same
+  batches), for the default statistics and for moments=False (counts, firing and E|h| only),
+  both as a Python loop of one jitted call per batch, compile excluded (each is run once before
+  timing; collect reuses its compiled step across calls);
+* floor: the same forward pass plus ONE per-unit sum of every site's output, in one jitted
+  program, unblocked and blocked (1 MiB blocks, relujax.analysis._reduce): no statistics can
+  cost less than reading each activation once. Each collect time is also given as a ratio to
+  the cheaper of the two floors;
+* train step: one jitted Adam step (optax, cross-entropy) whose loss is wrapped in
+  analysis.with_stats (statistics returned from jax.grad's aux), over the plain step, for both
+  moment settings.
 
-for the default statistics and for moments=False (counts, firing and E|h| only),
-both as a Python loop of one jitted call per batch, compile excluded (each is run once before
-timing; collect reuses its compiled step across calls). Reported: the median of interleaved
-repeats. Memory: XLA's compiled temp bytes of a lax.scan over 8 and 32 batches of the
-with_stats step (equal: peak memory does not grow with the number of batches).
+Every figure is the minimum over interleaved repeats (the machine may be shared: the load
+average is printed before and after). Memory: XLA's compiled temp bytes of a lax.scan over 8
+and 32 batches of the with_stats step (equal: peak memory does not grow with the number of
+batches).
 
-Run: python benchmarks/analysis.py [--repeats 7]
-The last line reads exactly: analysis overhead: mlp <r>x, cnn <r>x
+Run: python benchmarks/analysis.py [--repeats 7] [--batch 256] [--batches 32] [--quick]
+The last line reads exactly:
+  analysis overhead: mlp <r>x, cnn <r>x; train step: mlp <r>x, cnn <r>x
+(default statistics).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
+import platform
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax import nnx
 from jax import lax
+from jax.extend import core as jcore
 
 import relujax.nn
 from relujax import analysis
+from relujax.analysis import _reduce
 
-N_BATCHES, BATCH = 32, 256
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
-def models() -> dict[str, tuple[nnx.Module, tuple[int, ...]]]:
+def load() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def models(batch: int) -> dict[str, tuple[nnx.Module, tuple[int, ...]]]:
     rngs = nnx.Rngs(0)
     mlp = relujax.nn.MLP(784, [1024, 1024, 1024], 10, rngs=rngs)
     cnn = relujax.nn.CNN(1, [32, 64], 10, hidden=[128], rngs=rngs)
-    return {"mlp": (mlp, (BATCH, 784)), "cnn": (cnn, (BATCH, 28, 28, 1))}
+    return {"mlp": (mlp, (batch, 784)), "cnn": (cnn, (batch, 28, 28, 1))}
 
 
-def timed(fn) -> float:
+def floor_fn(apply: Callable[..., Any], state: Any, x: jax.Array, blocked: bool):
+    """The jitted forward pass plus one per-unit sum of each activation's output.
+
+    Written independently of relujax.analysis's interpreter: the model's jaxpr is evaluated
+    equation by equation, and after every ``jit`` equation named like an activation the sum of
+    its output over all axes but the last is added to the results.
+    """
+    closed = jax.make_jaxpr(apply)(state, x)
+    acts = analysis.default_activations()
+
+    def total(a):
+        def sums(b):
+            return jnp.sum(b.astype(jnp.float32), axis=tuple(range(b.ndim - 1)))
+
+        plan = _reduce.block_plan(a.shape, 4, _reduce.BLOCK_BYTES) if blocked else None
+        if plan is None:
+            return sums(a)
+        return _reduce.fold_blocks(sums, lambda u, v: u + v, [a], axes=plan[0], rows=plan[1])
+
+    def run(state, x):
+        env = dict(zip(closed.jaxpr.constvars, closed.consts, strict=True))
+        env.update(zip(closed.jaxpr.invars, jax.tree.leaves((state, x)), strict=True))
+
+        def read(v):
+            return v.val if isinstance(v, jcore.Literal) else env[v]
+
+        sums = []
+        for eqn in closed.jaxpr.eqns:
+            params = eqn.primitive.get_bind_params(eqn.params)
+            out = eqn.primitive.bind(*[read(v) for v in eqn.invars], **params)
+            outs = out if eqn.primitive.multiple_results else [out]
+            env.update(zip(eqn.outvars, outs, strict=True))
+            if eqn.primitive.name in ("jit", "pjit") and eqn.params.get("name") in acts:
+                sums.append(total(lax.stop_gradient(outs[0])))
+        return [read(v) for v in closed.jaxpr.outvars], sums
+
+    return jax.jit(run)
+
+
+def train_steps(graphdef, state, moments: bool):
+    opt = optax.adam(1e-3)
+
+    def loss(params, x, labels):
+        logits = nnx.merge(graphdef, params)(x)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+    @jax.jit
+    def plain(params, opt_state, x, labels):
+        value, grads = jax.value_and_grad(loss)(params, x, labels)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value
+
+    observed = analysis.with_stats(loss, moments=moments)
+
+    @jax.jit
+    def with_stats(params, opt_state, x, labels):
+        grads, (_, stats) = jax.grad(lambda *a: _aux(observed(*a)), has_aux=True)(params, x, labels)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, stats
+
+    return opt.init(state), plain, with_stats
+
+
+def _aux(out_stats):
+    value, stats = out_stats
+    return value, (value, stats)
+
+
+def timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     jax.block_until_ready(fn())
     return time.perf_counter() - start
 
 
-def overhead(model: nnx.Module, shape: tuple[int, ...], repeats: int) -> dict[str, float]:
-    keys = jax.random.split(jax.random.key(1), N_BATCHES)
-    batches = [jax.random.normal(k, shape) for k in keys]
-    graphdef, state = nnx.split(model)
-    forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
-
-    def run_forward():
-        return [forward(state, b) for b in batches]
-
-    runs = {
-        "forward": run_forward,
-        "collect": lambda: analysis.collect(model, batches),
-        "collect(moments=False)": lambda: analysis.collect(model, batches, moments=False),
-    }
+def measure(runs: dict[str, Callable[[], Any]], repeats: int) -> dict[str, float]:
     for run in runs.values():  # compile
         run()
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):  # interleaved, so that load changes hit all alike
         for name, run in runs.items():
             times[name].append(timed(run))
-    med = {name: statistics.median(t) for name, t in times.items()}
-    ratios = {name: med[name] / med["forward"] for name in runs if name != "forward"}
-    for name, t in med.items():
-        extra = f"   ratio {ratios[name]:.3f}" if name in ratios else ""
-        print(f"  {name:24s} {t * 1e3:8.1f} ms{extra}")
-    return ratios
+    return {name: min(t) for name, t in times.items()}
+
+
+def overhead(
+    model: nnx.Module, shape: tuple[int, ...], n_batches: int, repeats: int
+) -> dict[str, float]:
+    keys = jax.random.split(jax.random.key(1), n_batches)
+    batches = [jax.random.normal(k, shape) for k in keys]
+    labels = [jax.random.randint(k, shape[:1], 0, 10) for k in keys]
+    graphdef, state = nnx.split(model)
+
+    def apply(state, x):
+        return nnx.merge(graphdef, state)(x)
+
+    forward = jax.jit(apply)
+    floors = {b: floor_fn(apply, state, batches[0], b) for b in (False, True)}
+    opt_state, plain, observed = train_steps(graphdef, state, True)
+    _, _, observed_cheap = train_steps(graphdef, state, False)
+
+    def loop(fn):
+        return lambda: [fn(state, b) for b in batches]
+
+    def steps(fn):
+        def run():
+            params, opt = state, opt_state
+            for b, y in zip(batches, labels, strict=True):
+                params, opt, _ = fn(params, opt, b, y)
+            return params
+
+        return run
+
+    t = measure(
+        {
+            "forward": loop(forward),
+            "floor": loop(floors[False]),
+            "floor (blocked)": loop(floors[True]),
+            "collect": lambda: analysis.collect(model, batches),
+            "collect(moments=False)": lambda: analysis.collect(model, batches, moments=False),
+            "train step": steps(plain),
+            "train step + with_stats": steps(observed),
+            "train step + with_stats(moments=False)": steps(observed_cheap),
+        },
+        repeats,
+    )
+    floor = min(t["floor"], t["floor (blocked)"])
+    for name, v in t.items():
+        line = f"  {name:40s} {v * 1e3:9.1f} ms"
+        if name.startswith(("floor", "collect")):
+            line += f"   / forward {v / t['forward']:5.2f}x"
+        if name.startswith("collect"):
+            line += f"   / floor {v / floor:5.2f}x"
+        if name.startswith("train step +"):
+            line += f"   / step {v / t['train step']:5.2f}x"
+        print(line)
+    return {
+        "collect": t["collect"] / t["forward"],
+        "cheap": t["collect(moments=False)"] / t["forward"],
+        "floor": floor / t["forward"],
+        "step": t["train step + with_stats"] / t["train step"],
+        "step cheap": t["train step + with_stats(moments=False)"] / t["train step"],
+    }
 
 
 def scan_temp_bytes(model: nnx.Module, shape: tuple[int, ...], n: int) -> int:
     step = analysis.with_stats(model)
     stacked = jax.ShapeDtypeStruct((n, *shape), jnp.float32)
-
     sites = analysis.find_sites(model, jax.ShapeDtypeStruct(shape, jnp.float32))
     init = analysis.ModelStats((s.name, analysis.UnitStats.empty(s.units)) for s in sites)
 
@@ -89,18 +231,31 @@ def scan_temp_bytes(model: nnx.Module, shape: tuple[int, ...], n: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=256, help="samples per batch")
+    parser.add_argument("--batches", type=int, default=32, help="batches per timed run")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 4 batches of 32")
     args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.batch, args.batches = 2, 32, 4
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, {jax.devices()[0]}")
-    ratios = {}
-    for name, (model, shape) in models().items():
-        print(f"{name}: {N_BATCHES} batches of {shape}")
-        ratios[name] = overhead(model, shape, args.repeats)
+    print(f"cpu: {cpu_model()}, {os.cpu_count()} cores; load average {load()}")
+    r = {}
+    for name, (model, shape) in models(args.batch).items():
+        print(f"{name}: {args.batches} batches of {shape}, minimum of {args.repeats} repeats")
+        r[name] = overhead(model, shape, args.batches, args.repeats)
         mem = {n: scan_temp_bytes(model, shape, n) for n in (8, 32)}
         print(f"  scan temp bytes: 8 batches {mem[8]}, 32 batches {mem[32]}")
-    cheap = {name: r["collect(moments=False)"] for name, r in ratios.items()}
-    full = {name: r["collect"] for name, r in ratios.items()}
-    print(f"analysis overhead (moments=False): mlp {cheap['mlp']:.2f}x, cnn {cheap['cnn']:.2f}x")
-    print(f"analysis overhead: mlp {full['mlp']:.2f}x, cnn {full['cnn']:.2f}x")
+    print(f"load average after: {load()}")
+    for key, label in (("cheap", "collect(moments=False)"), ("floor", "floor")):
+        print(f"{label} / forward: mlp {r['mlp'][key]:.2f}x, cnn {r['cnn'][key]:.2f}x")
+    print(
+        f"train step with_stats(moments=False): mlp {r['mlp']['step cheap']:.2f}x, "
+        f"cnn {r['cnn']['step cheap']:.2f}x"
+    )
+    print(
+        f"analysis overhead: mlp {r['mlp']['collect']:.2f}x, cnn {r['cnn']['collect']:.2f}x; "
+        f"train step: mlp {r['mlp']['step']:.2f}x, cnn {r['cnn']['step']:.2f}x"
+    )
 
 
 if __name__ == "__main__":
