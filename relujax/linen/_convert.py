@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -43,6 +44,11 @@ def params_from_nnx(model: nnx.Module | nnx.State) -> dict[str, Any]:
       >>> sorted(params), params["layers_0"]["kernel"].shape
       (['layers_0', 'layers_1'], (8, 8))
     """
+    if not isinstance(model, (nnx.Module, nnx.State)):
+        raise TypeError(
+            f"params_from_nnx: model must be an nnx.Module or an nnx.State, got "
+            f"{type(model).__name__}."
+        )
     params: dict[str, Any] = {}
     state = model if isinstance(model, nnx.State) else nnx.state(model, nnx.Param)
     for path, var in nnx.to_flat_state(state):
@@ -62,7 +68,7 @@ def update_nnx(model: nnx.Module, variables: dict[str, Any]) -> None:
 
     Args:
       model: an NNX module, updated in place.
-      variables: Linen variables with a ``"params"`` entry.
+      variables: Linen variables with a ``"params"`` entry (dicts or ``FrozenDict``).
 
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
@@ -72,13 +78,20 @@ def update_nnx(model: nnx.Module, variables: dict[str, Any]) -> None:
       >>> model.slope[...]
       Array(0.5, dtype=float32)
     """
+    if not isinstance(model, nnx.Module):
+        raise TypeError(f"update_nnx: model must be an nnx.Module, got {type(model).__name__}.")
+    if not isinstance(variables, Mapping) or "params" not in variables:
+        raise KeyError(
+            "update_nnx: variables has no 'params' entry; pass what a Linen module's init "
+            "returns ({'params': {...}})."
+        )
     params = variables["params"]
     state = nnx.state(model, nnx.Param)
     for path, var in nnx.to_flat_state(state):
         node = params
         lpath = _linen_path(tuple(path))
         for name in lpath:
-            if not isinstance(node, dict) or name not in node:
+            if not isinstance(node, Mapping) or name not in node:
                 raise KeyError(f"variables['params'] has no entry {'/'.join(lpath)}.")
             node = node[name]
         value = jax.numpy.asarray(node)

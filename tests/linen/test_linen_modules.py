@@ -195,3 +195,18 @@ def test_public_surface(module, public):
     # One spelling of RAI (rai, with .pair), and every public name re-exported in __all__.
     assert sorted(module.__all__) == sorted(public.split())
     assert {n for n in dir(module) if not n.startswith("_")} == set(public.split())
+
+
+def test_conversion_accepts_frozen_variables_and_rejects_non_models():
+    import flax
+
+    model = rnn.MLP(D, [D], D, rngs=nnx.Rngs(0))
+    linen_vars = rl.MLP(D, (D,), D).init(jax.random.key(4), X)
+    rl.update_nnx(model, flax.core.freeze(linen_vars))  # Linen variables may be FrozenDicts
+    chex.assert_trees_all_equal(rl.params_from_nnx(model), flax.core.unfreeze(linen_vars))
+    with pytest.raises(TypeError, match=r"params_from_nnx: model must be an nnx\.Module"):
+        rl.params_from_nnx({"layers": 1})
+    with pytest.raises(TypeError, match=r"update_nnx: model must be an nnx\.Module"):
+        rl.update_nnx(linen_vars, linen_vars)
+    with pytest.raises(KeyError, match=r"update_nnx: variables has no 'params' entry"):
+        rl.update_nnx(model, {"layers_0": {}})
