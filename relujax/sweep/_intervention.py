@@ -77,8 +77,7 @@ class Intervention:
     - ``hyperparameters``: ``{name: default}``, the per-configuration values (floats).
     - ``needs_stats``: whether :meth:`apply` reads ``ctx.stats`` (then the training forward
       pass records unit statistics, at a cost).
-    - ``needs_initial_params``: whether :meth:`apply` reads ``ctx.initial_params`` (then
-      the sweep keeps a copy of each configuration's initial parameters; else it is None).
+
 
     Examples:
       Shrink every parameter by ``factor`` every ``every`` steps (0: never), per config:
@@ -103,7 +102,6 @@ class Intervention:
     name: ClassVar[str] = "intervention"
     hyperparameters: ClassVar[Mapping[str, float]] = {}
     needs_stats: ClassVar[bool] = False
-    needs_initial_params: ClassVar[bool] = False
 
     def init(self, params: Any) -> Any:
         """The intervention's state for one configuration at step 0 (default: none)."""
@@ -172,10 +170,6 @@ class Chain(Intervention):
     def needs_stats(self) -> bool:  # type: ignore[override]
         return any(p.needs_stats for p in self.parts)
 
-    @property
-    def needs_initial_params(self) -> bool:  # type: ignore[override]
-        return any(p.needs_initial_params for p in self.parts)
-
     def init(self, params: Any) -> Any:
         return tuple(p.init(params) for p in self.parts)
 
@@ -239,6 +233,12 @@ class Remedy(Intervention):
     remedy: str = ""
     traced: tuple[tuple[str, float], ...] = ()
     static: tuple[tuple[str, Any], ...] = ()
+
+    # Identity, not Intervention's field-less dataclass equality (under which every Remedy
+    # equals every other and they share one compiled program); static values may be
+    # unhashable (a list of layers).
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
 
     def __init__(self, remedy: str, *, traced: Mapping[str, float], **static: Any) -> None:
         from relujax.remedies import interventions

@@ -107,8 +107,7 @@ def _init_group(p: Plan, activation: str, members: Sequence[int]) -> RunState:
     diverged = jnp.full((len(configs),), -1, jnp.int32)
     iv: Intervention | None = p.options.intervention
     istate = () if iv is None else jax.vmap(iv.init)(params)
-    initial = params if iv is not None and iv.needs_initial_params else ()
-    return RunState(params, rest, opt_state, diverged, istate, initial)
+    return RunState(params, rest, opt_state, diverged, istate, params)
 
 
 def _hparams(p: Plan, members: Sequence[int]) -> dict[str, Any]:

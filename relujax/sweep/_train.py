@@ -19,7 +19,39 @@ from relujax.sweep._spec import OptimizerSpec
 #: Per-evaluation scalar metrics (classification adds ``test_accuracy``).
 SCALARS = ("train_loss", "test_loss", "test_accuracy", "lr")
 #: Per-evaluation, per-layer metrics, shape ``[layers]``.
-LAYERED = ("dead_fraction", "dormant_fraction", "firing_rate")
+LAYERED = (
+    "dead_fraction",
+    "dormant_fraction",
+    "firing_rate",
+    "weight_norm",
+    "init_distance",
+    "grad_norm",
+)
+
+
+def hidden_kernels(params: Any, layers: int) -> list[Array]:
+    """The kernels of ``params["layers"][i]``, ``i < layers``: the weights into each site."""
+    found: dict[int, Array] = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        keys = [getattr(k, "key", getattr(k, "idx", None)) for k in path]
+        if len(keys) >= 3 and keys[0] == "layers" and keys[2] == "kernel" and keys[1] < layers:
+            found[int(keys[1])] = leaf
+    return [found[i] for i in range(layers)]
+
+
+def weight_metrics(params: Any, initial: Any, grads: Any, layers: int) -> dict[str, Array]:
+    """Per layer: Frobenius norms of the kernel, of its distance from the initial kernel and
+    of the probe loss's gradient with respect to it."""
+
+    def norms(tree):
+        return jnp.stack([jnp.sqrt(jnp.sum(jnp.square(k))) for k in hidden_kernels(tree, layers)])
+
+    moved = jax.tree.map(jnp.subtract, params, initial)
+    return {
+        "weight_norm": norms(params),
+        "init_distance": norms(moved),
+        "grad_norm": norms(grads),
+    }
 
 
 class Data(NamedTuple):
@@ -58,7 +90,7 @@ class RunState(NamedTuple):
       opt_state: the Optax state.
       diverged_at: ``int32``, the step whose loss was first non-finite, or -1.
       intervention: the intervention's state (``()`` without one).
-      initial: the initial parameters if the intervention needs them, else ``()``.
+      initial: the initial parameters (for the distance from initialization).
     """
 
     params: Any
@@ -135,6 +167,7 @@ class Trainer(NamedTuple):
       dormant_tau: ReDo threshold of the dormant fraction.
       classification: whether targets are labels.
       intervention: the per-step intervention, or None.
+      layers: number of activation sites (hidden layers).
     """
 
     graphdef: nnx.GraphDef
@@ -146,6 +179,7 @@ class Trainer(NamedTuple):
     dormant_tau: float
     classification: bool
     intervention: Intervention | None = None
+    layers: int = 1
 
     def optax(self, hp: dict[str, Any]) -> optax.GradientTransformation:
         """The configuration's optimizer: ``optimizer.build(its schedule)``."""
@@ -179,7 +213,7 @@ class Trainer(NamedTuple):
                 stats=stats,
                 hparams=hp["intervention"],
                 apply=lambda p, inputs: apply(p, state.rest, inputs)[0],
-                initial_params=state.initial if self.intervention.needs_initial_params else None,
+                initial_params=state.initial,
             )
             new_params, new_opt, new_istate = self.intervention.apply(
                 ctx, new_params, new_opt, state.intervention
@@ -210,6 +244,7 @@ class Trainer(NamedTuple):
         )
         (probe_out, _), stats = analysis.with_stats(apply)(state.params, state.rest, x_probe)
         test_out, _ = apply(state.params, state.rest, x_test)
+        grads = jax.grad(lambda p: loss_fn(apply(p, state.rest, x_probe)[0], y_probe))(state.params)
         out = {
             "train_loss": loss_fn(probe_out, y_probe),
             "test_loss": loss_fn(test_out, y_test),
@@ -219,6 +254,7 @@ class Trainer(NamedTuple):
             hits = jnp.argmax(test_out, axis=-1) == y_test
             out["test_accuracy"] = jnp.mean(hits.astype(jnp.float32))
         out.update(layer_metrics(stats, self.dormant_tau))
+        out.update(weight_metrics(state.params, state.initial, grads, self.layers))
         if self.intervention is not None:
             for name, value in self.intervention.metrics(state.intervention).items():
                 out[name] = jnp.asarray(value, jnp.float32)

@@ -36,15 +36,15 @@ def check_devices(devices: Any) -> list[jax.Device]:
 
 
 def check_activation(name: str) -> None:
-    from relujax.activations import activation_names, get_activation
+    from relujax import activations
 
-    if name in ("prelu", "rrelu"):
-        return
     try:
-        get_activation(name)
+        if activations.get_descriptor(name).needs_module:
+            return  # built per layer by the model; needs no parameters here
+        activations.get(name)
     except (ValueError, TypeError) as e:
         raise ValueError(
-            f"config activation {name!r} is not usable: {e} Accepted: {list(activation_names())}."
+            f"config activation {name!r} is not usable: {e} Accepted: {list(activations.names())}."
         ) from None
 
 

@@ -98,7 +98,7 @@ def _programs(graphdef, opt_name, hyper, schedule, steps, batch_size, tau, class
         return optax.apply_updates(params, updates), opt_state, value
 
     @functools.partial(jax.jit, static_argnames="activation")
-    def evaluate(params, peak, step, x_probe, y_probe, x_test, y_test, activation):
+    def evaluate(params, initial, peak, step, x_probe, y_probe, x_test, y_test, activation):
         model = nnx.merge(graphdef, params)
         test_out = model(x_test)
         out = {
@@ -109,6 +109,17 @@ def _programs(graphdef, opt_name, hyper, schedule, steps, batch_size, tau, class
         if classification:
             out["test_accuracy"] = jnp.mean(jnp.argmax(test_out, -1) == y_test).astype(jnp.float32)
         out.update(layer_metrics(params, activation, x_probe, tau))
+        grads = jax.grad(lambda p: loss(nnx.merge(graphdef, p)(x_probe), y_probe))(params)
+        hidden = range(len(params["layers"]) - 1)
+
+        def norms(get):
+            return jnp.stack([jnp.linalg.norm(get(i).reshape(-1)) for i in hidden])
+
+        out["weight_norm"] = norms(lambda i: params["layers"][i]["kernel"][...])
+        out["init_distance"] = norms(
+            lambda i: params["layers"][i]["kernel"][...] - initial["layers"][i]["kernel"][...]
+        )
+        out["grad_norm"] = norms(lambda i: grads["layers"][i]["kernel"][...])
         return out
 
     return train_step, evaluate
@@ -166,6 +177,7 @@ def run(
             rngs=nnx.Rngs(init_key),
         )
         graphdef, params = nnx.split(net, nnx.Param)
+        initial = jax.tree.map(jnp.copy, params)
         train_step, evaluate = _programs(
             graphdef,
             optimizer_name,
@@ -186,7 +198,9 @@ def run(
                     first_bad = step - len(losses) + int(np.argmin(finite))
                     break
                 records.append(
-                    evaluate(params, peak, step, x_probe, y_probe, x_test, y_test, c.activation)
+                    evaluate(
+                        params, initial, peak, step, x_probe, y_probe, x_test, y_test, c.activation
+                    )
                 )
                 losses = []
             if step == steps:

@@ -136,6 +136,16 @@ def test_several_datasets_and_init_parameters_match_the_reference(two_datasets):
     assert not np.allclose(r.metrics["test_loss"][0], r.metrics["test_loss"][1])
     assert r.metrics["dead_fraction"][2, 0, 0] == 1.0
     assert len(r.meta["dataset"]) == 2
+    # Weight metrics by their definitions: no distance at step 0, the final kernel's norm.
+    np.testing.assert_array_equal(r.metrics["init_distance"][:, 0], 0.0)
+    for k in range(3):
+        kernel = np.asarray(r.final_params[k]["layers"][0]["kernel"], np.float64)
+        np.testing.assert_allclose(r.metrics["weight_norm"][k, -1, 0], np.linalg.norm(kernel), 1e-6)
+    assert (r.metrics["grad_norm"][:2] > 0).all() and (r.metrics["init_distance"][:2, 1:] > 0).all()
+    # A layer dead from the start gets no gradient: its kernel never moves.
+    assert (r.metrics["dead_fraction"][2] == 1.0).all()
+    np.testing.assert_array_equal(r.metrics["grad_norm"][2], 0.0)
+    np.testing.assert_array_equal(r.metrics["init_distance"][2], 0.0)
 
 
 def test_stages_equal_run(two_datasets):
