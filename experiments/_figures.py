@@ -46,13 +46,21 @@ def curves(
     series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
     *,
     scale: float = 1.0,
+    spread: float = 0.0,
 ) -> None:
-    """Plots ``label -> (mean, lo, hi)`` with distinct styles and shaded intervals."""
+    """Plots ``label -> (mean, lo, hi)`` with distinct styles and shaded intervals.
+
+    ``spread`` > 0 shifts series ``i`` sideways by a fraction of the x range, so that series
+    with equal values at few points stay visible side by side.
+    """
+    x = np.asarray(x, float)
+    width = spread * (x.max() - x.min()) if x.size > 1 else 0.0
     for i, (label, (mean, lo, hi)) in enumerate(series.items()):
-        ax.plot(x, scale * np.asarray(mean), label=label, **style(i, len(x)))
+        xi = x + (i - (len(series) - 1) / 2) * width
+        ax.plot(xi, scale * np.asarray(mean), label=label, **style(i, len(x)))
         lo, hi = np.asarray(lo, float), np.asarray(hi, float)
         if np.isfinite(lo).any():
-            ax.fill_between(x, scale * lo, scale * hi, color=f"C{i % 10}", alpha=0.12, lw=0)
+            ax.fill_between(xi, scale * lo, scale * hi, color=f"C{i % 10}", alpha=0.12, lw=0)
 
 
 def legend_right(fig: Any, ax: Any, *, title: str | None = None) -> None:

@@ -294,9 +294,7 @@ def _draw(out, scale: Scale, grid: dict[str, dict]) -> list[str]:
             for prep in PREPROCESSING:
                 name = f"{key}_{when}" if when else key
                 ivs = [Interval.from_dict(grid[f"{act} {prep} {m:g}"][name]) for m in shifts]
-                label = f"{act}, {prep}" + (
-                    f", {'at init' if when == 'init' else 'trained'}" if when else ""
-                )
+                label = f"{act}, {prep}"  # the panel titles say when
                 out[label] = tuple(
                     np.array([getattr(iv, k) for iv in ivs]) for k in ("mean", "lo", "hi")
                 )
@@ -308,7 +306,7 @@ def _draw(out, scale: Scale, grid: dict[str, dict]) -> list[str]:
             (("first_layer_dead", "first hidden layer"), ("dead", "all hidden units"))
         ):
             ax = axes[row][col]
-            _figures.curves(ax, shifts, series(key, when), scale=100)
+            _figures.curves(ax, shifts, series(key, when), scale=100, spread=0.01)
             ax.set_title(
                 f"{title}, {'at initialization' if when == 'init' else 'after training'}",
                 fontsize=10,
@@ -322,7 +320,7 @@ def _draw(out, scale: Scale, grid: dict[str, dict]) -> list[str]:
     _figures.save(fig, out / "dead_vs_shift.png")
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    _figures.curves(ax, shifts, series("accuracy"))
+    _figures.curves(ax, shifts, series("accuracy"), spread=0.01)
     ax.set_xlabel("input shift m")
     ax.set_ylabel("test accuracy after training")
     ax.grid(alpha=0.3)
