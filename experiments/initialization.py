@@ -210,20 +210,30 @@ def _deep_rows(arms, res, scale: Scale) -> tuple[list[list], dict[str, dict]]:
         sel = labels == label
         loss = _iv(res["test_loss"][sel, -1], fraction=False)
         acc = _iv(res["test_accuracy"][sel, -1])
-        loss_curve = np.nanmean(res["test_loss"][sel], axis=0)
-        moved = float(loss_curve[0] - np.nanmin(loss_curve))
-        stalled = bool(loss.mean > LN10 - 0.05 and moved < 0.05)
+        curves = res["test_loss"][sel]  # [seeds, E]
+        moved = curves[:, 0] - np.nanmin(curves, axis=1)
+        stalled_seeds = (curves[:, -1] > LN10 - 0.05) & (moved < 0.05)
+        n_stalled, n = int(stalled_seeds.sum()), int(sel.sum())
+        stalled = n_stalled == n
         d0, d1 = _iv(dead[sel, 0]), _iv(dead[sel, -1])
-        per[label] = {"loss": loss.to_dict(), "accuracy": acc.to_dict(), "stalled": stalled}
+        per[label] = {
+            "loss": loss.to_dict(),
+            "accuracy": acc.to_dict(),
+            "stalled_seeds": n_stalled,
+            "seeds": n,
+        }
         if stalled:
             verdict = (
-                f"Stalls: the test loss stays at ln 10 = {LN10:.2f} (chance) for "
+                f"Stalls in every seed: the test loss stays at ln 10 = {LN10:.2f} (chance) for "
                 f"{scale.deep_steps} steps, as He et al. report for Xavier."
             )
-        elif acc.mean > 0.2:
-            verdict = f"Trains: the test loss falls to {loss.mean:.2f}."
+        elif n_stalled:
+            verdict = (
+                f"Stalls at ln 10 = {LN10:.2f} (chance) in {n_stalled} of {n} seeds and trains "
+                "in the others."
+            )
         else:
-            verdict = f"Barely moves: loss {loss.mean:.2f}, accuracy {acc.mean:.3f}."
+            verdict = f"Trains in every seed: the test loss falls to {loss.mean:.2f}."
         rows.append(
             [
                 label,
