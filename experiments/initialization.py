@@ -287,25 +287,31 @@ def _draw(out, scale: Scale, shallow, deep) -> list[str]:
     arms_d, res_d = deep
     labels_d = np.array([a.label for a in arms_d])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for n in ("He normal", "Xavier normal"):
+    for i, (n, color) in enumerate((("He normal", "C0"), ("Xavier normal", "C3"))):
         sel = labels_d == n
-        for k in np.flatnonzero(sel):
-            color = "C0" if n == "He normal" else "C3"
-            axes[0].plot(res_d["steps"], res_d["test_loss"][k], alpha=0.8, color=color)
-        axes[1].plot(res_d["steps"], np.nanmean(res_d["test_accuracy"][sel], axis=0), label=n)
+        for j, k in enumerate(np.flatnonzero(sel)):  # every seed: stalls show one by one
+            kw = _figures.style(i, len(res_d["steps"])) | {"color": color, "alpha": 0.8}
+            axes[0].plot(res_d["steps"], res_d["test_loss"][k], label=n if j == 0 else None, **kw)
+        acc = res_d["test_accuracy"][sel]
+        ivs = [_iv(acc[:, e]) for e in range(acc.shape[1])]
+        mean, lo, hi = (np.array([getattr(iv, a) for iv in ivs]) for a in ("mean", "lo", "hi"))
+        axes[1].plot(
+            res_d["steps"], mean, label=n, **_figures.style(i, len(mean)) | {"color": color}
+        )
+        axes[1].fill_between(res_d["steps"], lo, hi, color=color, alpha=0.12, lw=0)
     axes[0].axhline(LN10, color="gray", ls=":", label="ln 10 (chance)")
     axes[0].set_ylabel("test loss (each seed)")
-    axes[1].set_ylabel("test accuracy (mean)")
+    axes[1].set_ylabel("test accuracy (mean, 95% band)")
     for ax in axes:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-    axes[1].legend()
+    _figures.legend_right(fig, axes[1])
+    axes[0].legend(fontsize=8)
     fig.suptitle(
         f"Plain {scale.deep_depth}-layer ReLU MLP (width {scale.deep_width}), SGD+momentum"
     )
     fig.tight_layout()
-    fig.savefig(out / "deep_plain_net.png", dpi=120)
-    plt.close(fig)
+    _figures.save(fig, out / "deep_plain_net.png")
     return ["dead_by_init.png", "accuracy_by_init.png", "deep_plain_net.png"]
 
 
