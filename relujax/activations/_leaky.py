@@ -13,6 +13,7 @@ import math
 import jax
 import jax.numpy as jnp
 from jax import Array, lax
+from jax.custom_derivatives import SymbolicZero
 from jax.typing import ArrayLike
 
 from relujax import _validation
@@ -21,6 +22,7 @@ from relujax.activations._site import (
     broadcast,
     conform,
     nonnegative,
+    positive,
     site,
     tangent_map,
     tangent_sum,
@@ -35,23 +37,36 @@ def _leaky(x: Array, slope: Array, nonneg: bool) -> Array:
 
 
 @tangent_map
-def _leaky_tangent(pos: Array, slope: Array, t: Array) -> Array:
+def _leaky_tangent(src: Array, slope: Array, t: Array) -> Array:
+    pos = positive(src)  # y > 0 inside the checkpoint, or a mask of x > 0 given
     t = broadcast(t, pos.shape)
     return jnp.where(pos, t, broadcast(slope, pos.shape).astype(t.dtype) * t)
+
+
+@tangent_map
+def _slope_tangent(x: Array, t: Array) -> Array:
+    # d/da (a x) on x <= 0: min(x, 0), recomputed from x in the backward pass.
+    return jnp.where(x > 0, jnp.zeros((), x.dtype), x) * broadcast(t, x.shape)
 
 
 def _leaky_jvp(nonneg, primals, tangents):
     (x, slope), (tx, ts) = primals, tangents
     y = _leaky(x, slope, nonneg)
-    # x > 0 is the branch; with a slope known to be >= 0 it is also y > 0, which costs
-    # nothing to keep (the next layer keeps y). With a negative or traced slope, y > 0 also
-    # holds for x < 0, so the mask is taken from x (a boolean array, a quarter of x).
-    pos = (y > 0) if nonneg else broadcast(x > 0, y.shape)
     xb = broadcast(x, y.shape)
+    # x > 0 is the branch. With a slope known to be >= 0 it is also y > 0, which costs
+    # nothing to keep (the next layer keeps y). With a negative or traced slope y > 0 also
+    # holds for x < 0, so the branch is read off x: from x itself when the slope is being
+    # differentiated (its derivative keeps x anyway), else from a boolean mask of x.
+    if nonneg:
+        src = y > 0
+    elif isinstance(ts, SymbolicZero):
+        src = xb > 0
+    else:
+        src = xb
     return y, tangent_sum(
         y,
-        (tx, lambda t: _leaky_tangent(pos, slope, t)),
-        (ts, lambda t: jnp.where(xb > 0, jnp.zeros((), xb.dtype), xb) * broadcast(t, y.shape)),
+        (tx, lambda t: _leaky_tangent(src, slope, t)),
+        (ts, lambda t: _slope_tangent(xb, t)),
     )
 
 
@@ -178,9 +193,9 @@ def _rrelu_core(x: Array, seed: Array, lower: Array, upper: Array, nonneg: bool)
 
 
 @tangent_map
-def _rrelu_tangent(pos: Array, seed: Array, lower: Array, upper: Array, t: Array) -> Array:
+def _rrelu_tangent(src: Array, seed: Array, lower: Array, upper: Array, t: Array) -> Array:
     # The slopes are recomputed from the 64-bit seed instead of being kept.
-    return jnp.where(pos, t, _slopes(seed, t.shape, t.dtype, lower, upper) * t)
+    return jnp.where(positive(src), t, _slopes(seed, t.shape, t.dtype, lower, upper) * t)
 
 
 @_rrelu_core.defjvp

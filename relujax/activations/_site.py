@@ -101,6 +101,11 @@ def masked(mask: jax.Array, t: jax.Array) -> jax.Array:
     return jnp.where(mask, t, jnp.zeros((), t.dtype))
 
 
+def positive(src: jax.Array) -> jax.Array:
+    """``src`` if it is a boolean mask, else ``src > 0``."""
+    return src if src.dtype == jnp.bool_ else src > 0
+
+
 def tangent_sum(y: jax.Array, *terms: tuple[Any, Callable[[jax.Array], jax.Array]]) -> jax.Array:
     """The output tangent of a ``symbolic_zeros=True`` rule: ``sum(fn(t) for t, fn in terms)``.
 

@@ -58,6 +58,7 @@ from jax import lax
 from jax.extend import core as jcore
 from jax.extend import source_info_util
 
+from relujax import activations as _activations
 from relujax.analysis import _axis, _primitives
 from relujax.analysis._tag import TAG_PREFIX
 
@@ -83,42 +84,14 @@ JAX_NN_ACTIVATIONS: frozenset[str] = frozenset(
     }
 )
 
-#: Activations whose output is never negative, so that ``E|h| = E[h]``.
-NONNEGATIVE: frozenset[str] = frozenset(
-    {
-        "relu",
-        "relu6",
-        "capped_relu",
-        "squared_relu",
-        "crelu",
-        "softplus",
-        "squareplus",
-        "sparse_plus",
-        "hard_sigmoid",
-    }
-)
+#: Activations whose output is never negative, so that ``E|h| = E[h]``: relujax's, from their
+#: descriptors (:data:`relujax.activations.NONNEGATIVE`), and jax.nn's squareplus, sparse_plus.
+NONNEGATIVE: frozenset[str] = _activations.NONNEGATIVE | {"squareplus", "sparse_plus"}
 
 #: Activations whose output is > 0 exactly where the input is > 0, so that firing can be
-#: counted on the output (prelu, shifted_relu, threshold, softplus-like ones are not).
-SIGN_PRESERVING: frozenset[str] = frozenset(
-    {
-        "relu",
-        "relu6",
-        "capped_relu",
-        "squared_relu",
-        "leaky_relu",
-        "rrelu",
-        "elu",
-        "selu",
-        "celu",
-        "gelu",
-        "silu",
-        "mish",
-        "hard_silu",
-        "hard_swish",
-        "hard_tanh",
-    }
-)
+#: counted on the output (prelu, shifted_relu, threshold, softplus-like ones are not); from the
+#: descriptors (:data:`relujax.activations.SIGN_PRESERVING`).
+SIGN_PRESERVING: frozenset[str] = _activations.SIGN_PRESERVING
 
 _GELU_FILE = inspect.unwrap(jax.nn.gelu).__code__.co_filename
 

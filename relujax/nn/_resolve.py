@@ -13,11 +13,12 @@ from typing import Any
 
 from relujax import init as _init
 from relujax._registry import normalize
+from relujax.activations import MODULE_ACTIVATIONS as _MODULE_ACTIVATIONS
 from relujax.activations import get_activation
 from relujax.init._registry import lookup
 
 #: Activation names that build a module per layer (learnable or random) in MLP / CNN.
-MODULE_ACTIVATIONS = ("prelu", "rrelu")
+MODULE_ACTIVATIONS = tuple(sorted(_MODULE_ACTIVATIONS))  # from the descriptors
 
 
 def activation(spec: str | Callable[..., Any], /, **params: Any) -> Callable[..., Any]:

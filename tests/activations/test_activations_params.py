@@ -132,3 +132,49 @@ def test_parameters_keep_the_dtype_of_x():
         relujax.threshold(x, 0.0, 0.5),
     ):
         chex.assert_type(y, jnp.bfloat16)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        # Concrete jax.Arrays are validated like Python numbers (they gave NaN / inf).
+        (lambda: relujax.celu(jnp.ones(3), jnp.array(0.0)), "celu: alpha must be non-zero"),
+        (lambda: relujax.softplus(1.0, beta=jnp.array(0.0)), "softplus: beta must be > 0"),
+        (lambda: relujax.elu(1.0, jnp.array([1.0, jnp.nan])), "elu: alpha must be finite"),
+        (lambda: relujax.leaky_relu(1.0, jnp.array(jnp.inf)), "negative_slope must be finite"),
+        (lambda: relujax.capped_relu(1.0, jnp.array(-1.0)), "capped_relu: cap must be > 0"),
+        (lambda: relujax.rrelu(1.0, None, jnp.array(0.5), 0.25), "lower must be <= upper"),
+        # Shapes that do not broadcast: our error, naming the parameter.
+        (lambda: relujax.prelu(jnp.ones((2, 3)), jnp.ones(4)), "prelu: slope of shape"),
+        (
+            lambda: relujax.threshold(jnp.ones((2, 3)), jnp.ones(2), 0.0),
+            "threshold: threshold of shape",
+        ),
+        (
+            lambda: relujax.threshold(jnp.ones((2, 3)), 0.0, jnp.ones((5,))),
+            "threshold: value of shape",
+        ),
+        (lambda: relujax.elu(jnp.ones((2, 3)), jnp.ones(2)), "elu: alpha of shape"),
+    ],
+)
+def test_concrete_arrays_and_shapes_are_validated(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_traced_mismatched_shapes_are_caught_too():
+    with pytest.raises(ValueError, match="prelu: slope of shape"):
+        jax.jit(relujax.prelu)(jnp.ones((2, 3)), jnp.ones(4))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: relujax.leaky_relu(1.0, "0.1"),
+        lambda: relujax.elu(1.0, alpha="1"),
+        lambda: relujax.gelu(1.0, approximate="yes"),
+    ],
+)
+def test_wrong_types_raise_type_error(call):
+    with pytest.raises(TypeError):
+        call()
