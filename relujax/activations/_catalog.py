@@ -14,6 +14,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 from jax import Array
+from jax.typing import ArrayLike
 
 from relujax._registry import Registry
 from relujax.activations import _elu, _hard, _leaky, _relu, _smooth
@@ -76,7 +77,7 @@ def get_descriptor(name: str) -> Activation:
     return REGISTRY.entry(name, param="activation")
 
 
-def get(name: str, **params) -> Callable[[Array], Array]:
+def get(name: str, **params) -> Callable[[ArrayLike], Array]:
     """The activation called ``name`` with ``params`` bound, as a function of ``x`` only.
 
     Names are normalized (``"PReLU"``, ``" Leaky-ReLU "`` work). Parameters are validated
@@ -142,7 +143,7 @@ def activation_names() -> tuple[str, ...]:
     return names()
 
 
-def get_activation(name: str, **params) -> Callable[[Array], Array]:
+def get_activation(name: str, **params) -> Callable[[ArrayLike], Array]:
     """:func:`relujax.activations.get` under its top-level name (``relujax.get_activation``).
 
     Examples:

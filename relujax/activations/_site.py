@@ -121,7 +121,7 @@ def tangent_sum(y: jax.Array, *terms: tuple[Any, Callable[[jax.Array], jax.Array
     return jnp.zeros_like(y) if out is None else out
 
 
-def broadcast(a: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+def broadcast(a: jax.Array, shape: tuple[Any, ...]) -> jax.Array:
     """Broadcast ``a`` to ``shape`` explicitly (scalars are left alone: they broadcast freely)."""
     if a.shape == shape or a.ndim == 0:
         return a

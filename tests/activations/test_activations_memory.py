@@ -120,3 +120,34 @@ def test_undifferentiated_relu_is_a_plain_max_and_its_rule_a_select(name):
     linearized = _primitives(jax.make_jaxpr(lambda x: jax.jvp(act, (x,), (x,)))(x).jaxpr)
     assert "select_n" in linearized
     chex.assert_trees_all_equal(jax.jvp(act, (x,), (x,))[0], act(x))
+
+
+def _learned_slope_extra(act):
+    """Per-layer extra memory of jit(grad) of a loop MLP with a learned slope per unit."""
+
+    def loss(params, x):
+        ws, slopes = params
+        h = x
+        for i in range(DEPTH):
+            h = act(h @ ws[i], slopes[i])
+        return jnp.mean(h)
+
+    params = (
+        jax.ShapeDtypeStruct((DEPTH, WIDTH, WIDTH), jnp.float32),
+        jax.ShapeDtypeStruct((DEPTH, WIDTH), jnp.float32),
+    )
+    x = jax.ShapeDtypeStruct((BATCH, WIDTH), jnp.float32)
+    compiled = jax.jit(jax.grad(loss)).lower(params, x).compile(compiler_options=FAST_COMPILE)
+    return compiled.memory_analysis().temp_size_in_bytes
+
+
+def test_prelu_with_learned_slopes_keeps_no_more_than_a_where_prelu():
+    # Measured: 0.94 tensors per layer on jax 0.10.2 and 0.12.0.1 (a custom rule reading the
+    # same values kept 1.88 on 0.10.2).
+    def where_prelu(z, a):
+        return jnp.where(z > 0, z, jnp.broadcast_to(a, z.shape) * z)
+
+    base = _learned_slope_extra(lambda z, a: z)
+    ours = (_learned_slope_extra(relujax.prelu) - base) / (DEPTH * UNIT)
+    ref = (_learned_slope_extra(where_prelu) - base) / (DEPTH * UNIT)
+    assert ours <= ref + 1e-3 and ours < 1.0, (ours, ref)
