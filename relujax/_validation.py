@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import jax.core
+import jax.numpy as jnp
 import numpy as np
 
 __all__ = [
@@ -62,7 +64,7 @@ def concrete(value: Any) -> np.ndarray | None:
     if isinstance(value, jax.core.Tracer):
         return None
     if isinstance(value, jax.Array):
-        if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+        if jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
             return None
         try:
             arr = np.asarray(value)
@@ -243,10 +245,10 @@ def key(name: str, value: Any) -> jax.Array:
     """
     if isinstance(value, (jax.Array, np.ndarray)):  # tracers are jax.Arrays too
         dtype = value.dtype
-        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
             return value  # type: ignore[return-value]
         if dtype == np.uint32 and value.shape[-1:] == (2,):
-            return jax.random.wrap_key_data(value)
+            return jax.random.wrap_key_data(jnp.asarray(value))
     raise TypeError(
         f"{name} must be a jax.random key (jax.random.key(seed) or the legacy "
         f"jax.random.PRNGKey(seed)), got {type(value).__name__} {value!r}."

@@ -383,7 +383,7 @@ def mnist1d(
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".npz.tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **raw)
+                np.savez(f, x=raw["x"], y=raw["y"], x_test=raw["x_test"], y_test=raw["y_test"])
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

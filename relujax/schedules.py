@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
+import jax.core
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 Array = jax.Array
-_Unit = Callable[[ArrayLike], Array]
+_Unit = optax.Schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -721,7 +722,7 @@ class ScheduleBatch:
 
 
 def stack(
-    schedules: Sequence[Schedule], *, total_steps: int, peak_values: ArrayLike
+    schedules: Sequence[Schedule], *, total_steps: int, peak_values: ArrayLike | Sequence[float]
 ) -> ScheduleBatch:
     r"""Stack K schedules, possibly of different families, into one batched schedule.
 

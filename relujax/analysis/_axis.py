@@ -89,7 +89,7 @@ def _agree(answers: list[int | None]) -> int | None:
 def _axis(atom: Any, env: _Env, depth: int) -> int | None:
     if isinstance(atom, jcore.Literal) or depth > _MAX_DEPTH:
         return None
-    if atom in env.inputs:
+    if atom in env.inputs and env.outer is not None:  # inputs come from an outer jaxpr
         return _axis(env.inputs[atom], env.outer, depth + 1)
     if atom not in env.made_by:
         return None

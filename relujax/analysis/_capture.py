@@ -464,7 +464,8 @@ def build_plan(
                 or (ctx.loops_mode == "auto" and lp.label in labels)
             )
         ]
-        indices = list(np.ndindex(*(lp.length for lp in stacking))) if stacking else [()]
+        lengths = [lp.length for lp in stacking if lp.length is not None]  # all of stacking
+        indices = list(np.ndindex(*lengths)) if stacking else [()]
         names = [_view_name(name, stacking, ix) if ix else name for ix in indices]
         in_loop = bool(loops)
         probe = Site(name=names[0], function=function, shape=shape, in_loop=in_loop)
@@ -490,7 +491,7 @@ def build_plan(
         axis %= max(len(shape), 1)
         moved = tuple(d for k, d in enumerate(shape) if k != axis) + shape[axis : axis + 1]
         key = Site(name=name, function=function, shape=moved, in_loop=in_loop)
-        stack = tuple((lp.depth, lp.length) for lp in stacking)
+        stack = tuple((lp.depth, n) for lp, n in zip(stacking, lengths, strict=True))
         slot = _Slot(key=key, axis=axis if shape else -1, stack=stack, views=tuple(views))
         plan.after.setdefault(i, []).append(_Hit(slot, pre, out))
         plan.slots.append(slot)
@@ -544,7 +545,7 @@ def _plan_subs(plan, i, eqn, subs, ctx, eqn_scope, depth, loops, taint) -> None:
     sub_depth, sub_loops = depth, loops
     if p is P.scan_p:
         sub_depth = depth + 1
-        length = spec.length if spec is not None else None
+        length = spec.length if isinstance(spec, _primitives.ScanSpec) else None
         sub_loops = (*loops, _Loop(depth, length, eqn_scope, label))
     elif p is P.while_p:
         sub_loops = (*loops, _Loop(depth, None, eqn_scope, label))

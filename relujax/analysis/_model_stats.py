@@ -34,7 +34,9 @@ class ModelStats(Mapping[str, UnitStats]):
     __slots__ = ("_names", "_values")
 
     def __init__(self, items: Mapping[str, UnitStats] | Iterable[tuple[str, UnitStats]] = ()):
-        pairs = list(items.items() if isinstance(items, Mapping) else items)
+        pairs: list[tuple[str, UnitStats]] = list(
+            items.items() if isinstance(items, Mapping) else items  # pyright: ignore[reportAssignmentType]
+        )
         names = tuple(name for name, _ in pairs)
         if len(set(names)) != len(names):
             raise ValueError(f"ModelStats: site names must be unique, got {names}.")

@@ -78,9 +78,9 @@ class UnsupportedPrimitiveError(NotImplementedError):
 
 
 def _versions() -> str:
-    import jaxlib
+    import jaxlib.version
 
-    return f"jax {jax.__version__}, jaxlib {jaxlib.__version__}"
+    return f"jax {jax.__version__}, jaxlib {jaxlib.version.__version__}"
 
 
 def unsupported(eqn: Any, why: str) -> UnsupportedPrimitiveError:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
+import jax.core
 import jax.numpy as jnp
 from jax import Array, lax
 from jax.typing import ArrayLike
@@ -63,7 +64,7 @@ class UnitStats(NamedTuple):
       (Array([-1.,  2.], dtype=float32), Array([-1.,  2.], dtype=float32))
     """
 
-    count: Count
+    count: Count  # pyright: ignore[reportIncompatibleMethodOverride]  (a field, not tuple.count)
     firing: Count
     nonfinite: Count
     pre_mean: Array
@@ -282,7 +283,7 @@ def _fast(
         firing = Count.of(jnp.sum(positive > 0, axis=axes, dtype=jnp.int32))
     t1 = jnp.sum(y, axis=axes) if nonnegative or moments else None
     abs_mean = t1 / r if nonnegative else jnp.sum(jnp.abs(y), axis=axes) / r
-    common = dict(
+    common: dict[str, Any] = dict(
         count=Count.of(jnp.full((units,), rows, jnp.uint32)),
         firing=firing,
         nonfinite=Count.zeros((units,)),
@@ -305,7 +306,7 @@ def _fast(
         out_mean=out_mean,
         out_m2=jnp.maximum(t2 - out_mean * t1, 0.0),
     )
-    return stats, _all_finite(s1, s2, t1, t2, abs_mean)
+    return stats, _all_finite(s1, s2, t1, t2, abs_mean)  # pyright: ignore[reportArgumentType]  (t1 is set with moments)
 
 
 def _all_finite(*sums: Array) -> Array:
@@ -352,13 +353,13 @@ def _masked(x: Array, y: Array) -> UnitStats:
 
 def _inputs(x: Array, y: Array | None, sign_preserving: bool, moments: bool):
     same = y is None
-    if not moments and sign_preserving and not same:
+    if not moments and sign_preserving and y is not None:  # y is None exactly when same
         # Everything needed is in the output: never touch (and so never materialize) the
         # pre-activation, which XLA may otherwise keep only inside a fused kernel.
         x, y, same = y, None, True
     # Cast to float32 only block by block (in _fast): a float16 activation is never copied.
     x = lax.stop_gradient(x)
-    y = x if same else lax.stop_gradient(y)
+    y = x if y is None else lax.stop_gradient(y)
     return x, y, same
 
 

@@ -139,7 +139,7 @@ def scale_by_adam_per_param(
         nu = optax.tree.cast_like(nu, state.nu)
         return updates, ScaleByAdamPerParamState(count, mu, nu)
 
-    return optax.GradientTransformation(init_fn, update_fn)
+    return optax.GradientTransformation(init_fn, update_fn)  # pyright: ignore[reportArgumentType]
 
 
 def adam(

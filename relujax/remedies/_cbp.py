@@ -313,7 +313,8 @@ def _continual_backprop_jit(
             batch_mean, batch_abs = jnp.mean(h, axis=axes), jnp.mean(jnp.abs(h), axis=axes)
         mean = decay * state.mean[i] + (1 - decay) * batch_mean
         mean_hat = mean / correction
-        if utility == "mean_corrected":
+        if utility == "mean_corrected" and not isinstance(h, analysis.UnitStats):
+            axes = tuple(range(h.ndim - 1))
             centered = h - mean_hat.reshape((1,) * (h.ndim - 1) + (-1,))
             batch_abs = jnp.mean(jnp.abs(centered), axis=axes)
         y = _outgoing_magnitude(layer, leaves, u_count) * batch_abs

@@ -78,4 +78,4 @@ def add_decayed_weights_to_init(weight_decay: ArrayLike = 1e-2) -> optax.Gradien
         )
         return updates, state
 
-    return optax.GradientTransformation(init_fn, update_fn)
+    return optax.GradientTransformation(init_fn, update_fn)  # pyright: ignore[reportArgumentType]

@@ -50,7 +50,7 @@ def _rows(mask: Array, rows: int, flatten: str) -> Array:
 def _fresh(layer: Layer, key: Array, kernel: Array) -> tuple[Array, Array | None]:
     """A full fresh kernel (and bias, for a paired initializer) of the layer."""
     if layer.paired:
-        k, b = layer.initializer.pair(key, kernel.shape, kernel.dtype)
+        k, b = layer.initializer.pair(key, kernel.shape, kernel.dtype)  # pyright: ignore[reportFunctionMemberAccess]
         return k, b
     return layer.initializer(key, kernel.shape, kernel.dtype), None
 
@@ -162,7 +162,8 @@ def _recycle_jit(
     touched: list[Array | None] = [None] * len(new)
 
     def touch(i: int, m: Array) -> None:
-        touched[i] = m if touched[i] is None else touched[i] | m
+        prev = touched[i]
+        touched[i] = m if prev is None else prev | m
 
     keys = jax.random.split(key, len(layout.layers)) if layout.layers else []
     # Pass 1: fresh incoming weights.

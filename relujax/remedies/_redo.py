@@ -14,7 +14,7 @@ from relujax.remedies._layout import Layout, layout_of
 from relujax.remedies._recycle import Recycled, recycle
 
 
-def dormant_units(stats: analysis.UnitStats | ArrayLike, *, tau: float) -> Array:
+def dormant_units(stats: analysis.UnitStats | ArrayLike, *, tau: ArrayLike) -> Array:
     r"""ReDo's tau-dormant units of one layer.
 
     .. math:: s_i = \frac{E|h_i|}{\frac{1}{H}\sum_{k=1}^{H} E|h_k|}, \qquad
@@ -47,7 +47,7 @@ def dormant_units(stats: analysis.UnitStats | ArrayLike, *, tau: float) -> Array
 
 
 def dormant_masks(
-    stats: Mapping[str, analysis.UnitStats], layout: Layout, *, tau: float
+    stats: Mapping[str, analysis.UnitStats], layout: Layout, *, tau: ArrayLike
 ) -> tuple[Array, ...]:
     """ReDo's dormant units of every layer of ``layout``, from :mod:`relujax.analysis` stats.
 
@@ -89,7 +89,7 @@ def dormant_masks(
     if all(layer.site is not None for layer in layout.layers):
         chosen = []
         for layer in layout.layers:
-            if layer.site not in stats:
+            if layer.site is None or layer.site not in stats:
                 raise ValueError(f"no statistics for site {layer.site!r}; sites are {names}.")
             chosen.append(stats[layer.site])
     elif any(layer.site is not None for layer in layout.layers):

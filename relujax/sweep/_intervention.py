@@ -237,7 +237,7 @@ class Remedy(Intervention):
     # Identity, not Intervention's field-less dataclass equality (under which every Remedy
     # equals every other and they share one compiled program); static values may be
     # unhashable (a list of layers).
-    __eq__ = object.__eq__
+    __eq__ = object.__eq__  # pyright: ignore[reportAssignmentType]
     __hash__ = object.__hash__
 
     def __init__(self, remedy: str, *, traced: Mapping[str, float], **static: Any) -> None:

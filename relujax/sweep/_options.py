@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 from relujax import _validation
 from relujax.sweep import _intervention, _strategy
@@ -74,9 +74,10 @@ class Options:
         chunk = steps if self.chunk_steps is None else self.chunk_steps
         put("eval_every", _validation.integer("eval_every", every, minimum=1))
         put("chunk_steps", _validation.integer("chunk_steps", chunk, minimum=1))
-        if steps % self.chunk_steps:
+        # eval_every and chunk_steps are ints from here on (optimizer an OptimizerSpec).
+        if steps % cast(int, self.chunk_steps):
             raise ValueError(f"chunk_steps={self.chunk_steps} must divide steps={steps}.")
-        if self.chunk_steps % self.eval_every:
+        if cast(int, self.chunk_steps) % cast(int, self.eval_every):
             raise ValueError(
                 f"eval_every={self.eval_every} must divide chunk_steps={self.chunk_steps}."
             )
@@ -95,7 +96,7 @@ class Options:
         iv = self.intervention
         return {
             "model": self.model.to_dict(),
-            "optimizer": self.optimizer.to_dict(),
+            "optimizer": cast(OptimizerSpec, self.optimizer).to_dict(),
             "steps": self.steps,
             "batch_size": self.batch_size,
             "eval_every": self.eval_every,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -142,7 +142,7 @@ class Plan:
     configs: tuple[Config, ...]
     datasets: tuple[Dataset, ...]
     options: Options
-    devices: tuple[jax.Device, ...]
+    devices: tuple[jax.Device, ...]  # pyright: ignore[reportInvalidTypeForm]  (jax.Device is an alias variable)
     members: tuple[tuple[int, ...], ...]
     strategies: dict[str, str]
     layer_sites: dict[str, tuple[str, ...]]
@@ -156,12 +156,12 @@ class Plan:
     @property
     def chunks(self) -> int:
         """Number of chunks: ``steps / chunk_steps``."""
-        return self.options.steps // self.options.chunk_steps
+        return self.options.steps // cast(int, self.options.chunk_steps)  # resolved by Options
 
     @property
     def evaluations(self) -> int:
         """Number of evaluations: ``steps / eval_every + 1`` (step 0 included)."""
-        return self.options.steps // self.options.eval_every + 1
+        return self.options.steps // cast(int, self.options.eval_every) + 1
 
     @property
     def classification(self) -> bool:
@@ -178,7 +178,7 @@ def plan(
     data: Dataset | Sequence[Dataset],
     options: Options,
     *,
-    devices: Sequence[jax.Device] | None = None,
+    devices: Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]  (jax.Device is an alias variable)
 ) -> Plan:
     """Stage 1: validate everything and decide how the sweep runs, before compiling anything.
 
@@ -263,12 +263,12 @@ def plan(
         model=options.model,
         input_shape=input_shape,
         out_features=out_features,
-        optimizer=options.optimizer,
+        optimizer=cast(OptimizerSpec, options.optimizer),  # resolved by Options
         branches=batch._branches,
         total_steps=options.steps,
         batch_size=options.batch_size,
-        eval_every=options.eval_every,
-        chunk_steps=options.chunk_steps,
+        eval_every=cast(int, options.eval_every),
+        chunk_steps=cast(int, options.chunk_steps),
         dormant_tau=options.dormant_tau,
         classification=first.is_classification,
         intervention=iv,

@@ -31,7 +31,7 @@ def versions() -> dict[str, str]:
 
     import flax
     import jax
-    import jaxlib
+    import jaxlib.version
     import optax
 
     import relujax
@@ -39,7 +39,7 @@ def versions() -> dict[str, str]:
     return {
         "relujax": relujax.__version__,
         "jax": jax.__version__,
-        "jaxlib": jaxlib.__version__,
+        "jaxlib": jaxlib.version.__version__,
         "flax": flax.__version__,
         "optax": optax.__version__,
         "numpy": np.__version__,
@@ -258,7 +258,7 @@ class SweepResult:
             }
             d = int(self.diverged_step[k])
             for e, step in enumerate(self.steps):
-                row = dict(base, step=int(step), diverged=bool(0 <= d <= step))
+                row: dict[str, Any] = dict(base, step=int(step), diverged=bool(0 <= d <= step))
                 for name, values in self.metrics.items():
                     v = values[k, e]
                     if np.ndim(v) == 0:

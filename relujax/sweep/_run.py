@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -102,7 +102,7 @@ def _init_group(p: Plan, activation: str, members: Sequence[int]) -> RunState:
         inits = sorted({c.init for c in configs})
         raise ValueError(f"the inits {inits} build parameters of different structures.")
     params, rest = jax.tree.map(lambda *xs: jnp.stack(xs), *parts)
-    opt = p.options.optimizer.build(lambda count: jnp.float32(1.0))
+    opt = cast(OptimizerSpec, p.options.optimizer).build(lambda count: jnp.float32(1.0))
     opt_state = jax.vmap(opt.init)(params)
     diverged = jnp.full((len(configs),), -1, jnp.int32)
     iv: Intervention | None = p.options.intervention
@@ -133,7 +133,7 @@ def _data(p: Plan) -> Data:
     x_dtype, y_dtype = np.float32, np.int32 if p.classification else np.float32
     n = p.probe_size
 
-    def stack(field, dtype, rows=None):
+    def stack(field, dtype, rows=None) -> Any:  # host arrays, put on the devices later
         return np.stack([np.asarray(getattr(d, field), dtype)[:rows] for d in p.datasets])
 
     return Data(
@@ -177,13 +177,13 @@ def initial_state(p: Plan) -> SweepState:
     names = ["train_loss", "test_loss", *(["test_accuracy"] if p.classification else []), "lr"]
     if p.options.intervention is not None:
         names += _intervention_metric_names(p, states[0])
-    metrics = {n: np.full((k, e), np.nan, np.float32) for n in names}
+    metrics: dict[str, np.ndarray] = {n: np.full((k, e), np.nan, np.float32) for n in names}
     metrics.update({n: np.full((k, e, layers), np.nan, np.float32) for n in LAYERED})
     return SweepState(0, states, metrics, np.full((k,), -1, np.int64), (hps, keys, data))
 
 
 def _intervention_metric_names(p: Plan, group_state: RunState) -> list[str]:
-    iv = p.options.intervention
+    iv = cast(Intervention, p.options.intervention)  # called only with an intervention
     one = jax.tree.map(lambda a: a[0], group_state.intervention)
     shapes = jax.eval_shape(iv.metrics, one)
     for name, s in shapes.items():
@@ -214,10 +214,11 @@ def train_chunk(p: Plan, s: SweepState) -> tuple[SweepState, float]:
     t0 = time.perf_counter()
     c = s.chunks_done
     hps, keys, data = s.inputs
-    start = jnp.int32(c * p.options.chunk_steps)
+    chunk_steps, eval_every = cast(int, p.options.chunk_steps), cast(int, p.options.eval_every)
+    start = jnp.int32(c * chunk_steps)
     states, chunk_metrics = p.program()(s.states, hps, keys, start, data)
     chunk_metrics = to_host(chunk_metrics)
-    per_chunk = p.options.chunk_steps // p.options.eval_every
+    per_chunk = chunk_steps // eval_every
     metrics = {n: v.copy() for n, v in s.metrics.items()}
     diverged = s.diverged_step.copy()
     rows = np.arange(per_chunk + 1) + c * per_chunk
@@ -225,7 +226,7 @@ def train_chunk(p: Plan, s: SweepState) -> tuple[SweepState, float]:
     for g, m in enumerate(p.members):
         cm = chunk_metrics[g]
         for n in metrics:
-            metrics[n][np.ix_(m, rows[cols])] = cm[n][: len(m), cols]
+            metrics[n][np.ix_(m, rows[cols])] = cm[n][: len(m), cols]  # pyright: ignore[reportCallIssue, reportArgumentType]
         diverged[list(m)] = to_host(states[g].diverged_at)[: len(m)]
     new = SweepState(c + 1, states, metrics, diverged, s.inputs)
     return new, time.perf_counter() - t0
@@ -248,7 +249,7 @@ def result(p: Plan, s: SweepState, *, wall_seconds: float | None = None) -> Swee
     """
     if s.chunks_done != p.chunks:
         raise ValueError(f"the sweep has done {s.chunks_done} of {p.chunks} chunks.")
-    eval_steps = np.arange(p.evaluations, dtype=np.int64) * p.options.eval_every
+    eval_steps = np.arange(p.evaluations, dtype=np.int64) * cast(int, p.options.eval_every)
     masked = {}
     diverged = s.diverged_step
     for n, v in s.metrics.items():
@@ -313,7 +314,7 @@ def run(
     checkpoint_every: int = 1,
     progress: bool = False,
     callback: Callable[[ChunkInfo], None] | None = None,
-    devices: Sequence[jax.Device] | None = None,
+    devices: Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]  (jax.Device is an alias variable)
 ) -> SweepResult:
     r"""Train every configuration together and record their metrics and dead units.
 
@@ -384,9 +385,10 @@ def run(
       A :class:`SweepResult`.
 
     Raises:
-      ValueError / TypeError: for unknown names, empty grids, steps not divisible into
-        chunks or evaluations, non-finite data, data sets whose shapes do not fit together
-        or the model, bad devices, before anything is compiled.
+      TypeError: an argument of the wrong type, before anything is compiled.
+      ValueError: unknown names, empty grids, steps not divisible into chunks or
+        evaluations, non-finite data, data sets whose shapes do not fit together or the
+        model, bad devices, before anything is compiled.
 
     Examples:
       >>> from relujax import data, sweep
@@ -399,7 +401,7 @@ def run(
       >>> print(result.metrics["test_accuracy"][0].round(1))
       [0.5 0.8 1.  1.  1. ]
     """
-    fields = dict(
+    fields: dict[str, Any] = dict(
         steps=steps,
         model=MLPSpec() if model is None else model,
         optimizer=optimizer,
@@ -457,7 +459,7 @@ def run(
                     bar.update(1)
                     bar.set_postfix(diverged=int((s.diverged_step >= 0).sum()))
                 if callback is not None:
-                    step = c * p.options.chunk_steps
+                    step = c * cast(int, p.options.chunk_steps)
                     callback(ChunkInfo(c, p.chunks, step, seconds, s.metrics, s.diverged_step))
         finally:
             if bar is not None:

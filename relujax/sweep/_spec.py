@@ -287,7 +287,8 @@ def abstract_split(
             rngs=nnx.Rngs(0),
         )
 
-    return nnx.split(nnx.eval_shape(build), nnx.Param, ...)
+    graphdef, params, rest = nnx.split(nnx.eval_shape(build), nnx.Param, ...)
+    return graphdef, params, rest
 
 
 def _schedule(value: Any) -> Schedule:

@@ -33,7 +33,7 @@ def hidden_kernels(params: Any, layers: int) -> list[Array]:
     """The kernels of ``params["layers"][i]``, ``i < layers``: the weights into each site."""
     found: dict[int, Array] = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        keys = [getattr(k, "key", getattr(k, "idx", None)) for k in path]
+        keys: list[Any] = [getattr(k, "key", getattr(k, "idx", None)) for k in path]
         if len(keys) >= 3 and keys[0] == "layers" and keys[2] == "kernel" and keys[1] < layers:
             found[int(keys[1])] = leaf
     return [found[i] for i in range(layers)]

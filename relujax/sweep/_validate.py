@@ -15,7 +15,7 @@ from relujax.data import Dataset
 from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec
 
 
-def check_devices(devices: Any) -> list[jax.Device]:
+def check_devices(devices: Any) -> list[jax.Device]:  # pyright: ignore[reportInvalidTypeForm]
     """``devices`` as a non-empty list of distinct ``jax.Device`` (None: all of them)."""
     if devices is None:
         return list(jax.devices())
