@@ -11,15 +11,18 @@ Methods, timed in steady state (compilation excluded):
 
 * canonical: the Flax NNX tutorial loop -- ``nnx.Optimizer(model, optax.adam(schedule))`` and
   an ``nnx.jit`` train step called from Python per step, one config after another;
-* jax.jit loop: ``relujax.sweep.run_reference``, the same loop on split state with
-  ``jax.jit`` (the Optax tutorial style, less Python overhead per step);
+* jax.jit loop: the same loop on split state with ``jax.jit`` (the Optax tutorial style,
+  less Python overhead per step), written below from the engine's per-step definitions;
 * scan/config: ``relujax.sweep.run`` on one config at a time (one ``lax.scan`` per config);
 * sweep: ``relujax.sweep.run`` on all K configs at once, ``strategy="vmap"`` and ``"map"``
   (``*`` marks the one ``strategy="auto"`` picks).
 
 The per-config methods are timed on one config of each schedule family (8 configs) and
-scaled to K (every config costs the same). FLOP rate: training FLOPs (forward + backward =
-3 x forward) plus the evaluations' forward passes, over the sweep's steady-state time,
+scaled to K (every config costs the same). Every loop evaluates what the sweep records
+(probe loss with dead/dormant/firing fractions, test loss and accuracy, learning rate, and
+per layer the weight norm, distance from initialization and probe-loss gradient norm). FLOP
+rate: training FLOPs (forward + backward = 3 x forward) plus the evaluations' passes (probe
+and test forward, probe gradient), over the sweep's steady-state time,
 against the best float32 2048^3 matmul rate measured in the same run (at the start and around
 each sweep, so that a shared machine's load affects both alike).
 
@@ -31,6 +34,7 @@ sweep and canonical loop only) runs in under a minute.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import statistics
@@ -55,7 +59,18 @@ from flax import nnx
 
 import relujax
 from relujax import analysis, data, schedules, sweep
-from relujax.sweep._strategy import flops_per_example
+
+# Internals the baselines share with the engine (benchmarks may import private helpers; the
+# public API has no single-run loop): key derivation, minibatch draws, loss, unit metrics.
+from relujax.sweep._strategy import choose_strategy, flops_per_example
+from relujax.sweep._train import (
+    config_keys,
+    layer_metrics,
+    loss_fn,
+    make_apply,
+    sample_batch,
+    weight_metrics,
+)
 
 FAMILIES = [
     schedules.Schedule("constant"),
@@ -68,6 +83,7 @@ FAMILIES = [
     schedules.Schedule("sgdr", cycles=2),
 ]
 BATCH, PROBE = 128, 1024
+DORMANT_TAU = 0.025  # sweep.run's default
 # Wall clock by default; --clock cpu measures process CPU time (all threads), which a shared
 # machine's load does not inflate, at the price of not crediting parallelism.
 CLOCK = time.perf_counter
@@ -95,7 +111,7 @@ def steady(chunks: list[float]) -> float:
 def time_sweep(configs, ds, strategy, kw) -> tuple[float, sweep.SweepResult]:
     marks = [CLOCK()]
     result = sweep.run(
-        configs, ds, strategy=strategy, callback=lambda i: marks.append(CLOCK()), **kw
+        configs, ds, strategy=strategy, callback=lambda info: marks.append(CLOCK()), **kw
     )
     return steady(list(np.diff(marks))), result
 
@@ -107,60 +123,145 @@ def time_nnx_canonical(configs, ds, *, hidden, steps, eval_every) -> float:
     x_probe, y_probe = x_train[:PROBE], y_train[:PROBE]
     total = 0.0
     for c in configs:
-        init_key, data_key = sweep.config_keys(c.seed)
+        init_key, data_key, _ = config_keys(c.seed)
         model = relujax.nn.MLP(
             ds.input_shape[0],
             hidden,
             ds.output_dim,
             activation=c.activation,
-            kernel_init=c.init,
+            kernel_init=c.kernel_initializer(),
+            bias_init=c.bias_initializer(),
             rngs=nnx.Rngs(init_key),
         )
+        initial = jax.tree.map(jnp.copy, nnx.state(model, nnx.Param))
         schedule = c.schedule.build(total_steps=steps, peak_value=c.peak_lr)
         optimizer = nnx.Optimizer(model, optax.adam(schedule), wrt=nnx.Param)
 
         @nnx.jit
         def train_step(model, optimizer, step, data_key=data_key):
-            idx = sweep.sample_batch(data_key, step, x_train.shape[0], BATCH)
+            idx = sample_batch(data_key, step, x_train.shape[0], BATCH)
             x, y = x_train[idx], y_train[idx]
-            loss, grads = nnx.value_and_grad(lambda m: sweep.loss_fn(m(x), y))(model)
+            loss, grads = nnx.value_and_grad(lambda m: loss_fn(m(x), y))(model)
             optimizer.update(model, grads)
             return loss
 
         @nnx.jit
-        def evaluate(model):
+        def evaluate(model, initial, step, schedule=schedule):
             out, stats = analysis.with_stats(model)(x_probe)
             test_out = model(x_test)
+            grads = nnx.grad(lambda m: loss_fn(m(x_probe), y_probe))(model)
             return {
-                "train_loss": sweep.loss_fn(out, y_probe),
-                "test_loss": sweep.loss_fn(test_out, y_test),
+                "train_loss": loss_fn(out, y_probe),
+                "test_loss": loss_fn(test_out, y_test),
                 "test_accuracy": jnp.mean(jnp.argmax(test_out, -1) == y_test),
-                "dead": [jnp.mean(s.dead) for s in stats.values()],
+                "lr": schedule(step),
+                **layer_metrics(stats, DORMANT_TAU),
+                **weight_metrics(nnx.state(model, nnx.Param), initial, grads, len(hidden)),
             }
 
-        jax.block_until_ready(evaluate(model))  # compile (not timed)
+        jax.block_until_ready(evaluate(model, initial, 0))  # compile (not timed)
         jax.block_until_ready(train_step(model, optimizer, 0))
         t0 = CLOCK()
         for step in range(1, steps):
             loss = train_step(model, optimizer, step)
             if (step + 1) % eval_every == 0:
                 float(loss)  # the tutorial logs the loss here
-                jax.block_until_ready(evaluate(model))
+                jax.block_until_ready(evaluate(model, initial, step + 1))
         total += (CLOCK() - t0) * steps / (steps - 1)
     return total
 
 
-def time_jax_loop(configs, ds, kw) -> float:
-    """run_reference (jax.jit loop); the first step and evaluation (compilation) excluded."""
-    result = sweep.run_reference(configs, ds, **kw)
-    key = "cpu_seconds_per_config" if CLOCK is time.process_time else "seconds_per_config"
-    return float(sum(result.meta[key]))
+def jax_jit_loop(configs, ds, *, model, steps, eval_every) -> tuple[float, np.ndarray]:
+    """The jax.jit loop: a jitted step on split state (params, rest, Optax state) called from
+    Python per step, one config after another, evaluating what the sweep records.
+
+    Returns the steady-state seconds summed over configs (each measured after its first step
+    and evaluation, which compile, and scaled to all steps) and the test-loss curves
+    ``[len(configs), steps / eval_every + 1]`` (NaN from a non-finite loss on, as the sweep).
+    """
+    x_train, y_train = jnp.asarray(ds.x_train, jnp.float32), jnp.asarray(ds.y_train, jnp.int32)
+    x_test, y_test = jnp.asarray(ds.x_test, jnp.float32), jnp.asarray(ds.y_test, jnp.int32)
+    x_probe, y_probe = x_train[:PROBE], y_train[:PROBE]
+    opt = sweep.OptimizerSpec("adam")
+    curves = np.full((len(configs), steps // eval_every + 1), np.nan, np.float32)
+    total = 0.0
+    for k, c in enumerate(configs):
+        init_key, data_key, _ = config_keys(c.seed)
+        net = model.build(
+            ds.input_shape,
+            ds.output_dim,
+            activation=c.activation,
+            kernel_init=c.kernel_initializer(),
+            bias_init=c.bias_initializer(),
+            rngs=nnx.Rngs(init_key),
+        )
+        graphdef, params, rest = nnx.split(net, nnx.Param, ...)
+        apply = make_apply(graphdef)
+        initial = jax.tree.map(jnp.copy, params)
+
+        def schedule(peak, family=c.schedule):
+            return family.build(total_steps=steps, peak_value=peak)
+
+        @functools.partial(jax.jit, donate_argnums=(0, 1, 2))
+        def train_step(params, rest, opt_state, peak, step, apply=apply, data_key=data_key):
+            idx = sample_batch(data_key, step, x_train.shape[0], BATCH)
+            x, y = x_train[idx], y_train[idx]
+
+            def objective(p):
+                out, new_rest = apply(p, rest, x)
+                return loss_fn(out, y), new_rest
+
+            (loss, new_rest), grads = jax.value_and_grad(objective, has_aux=True)(params)
+            updates, opt_state = opt.build(schedule(peak)).update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), new_rest, opt_state, loss
+
+        @jax.jit
+        def evaluate(params, rest, peak, step, apply=apply, initial=initial):
+            (probe_out, _), stats = analysis.with_stats(apply)(params, rest, x_probe)
+            test_out, _ = apply(params, rest, x_test)
+            grads = jax.grad(lambda p: loss_fn(apply(p, rest, x_probe)[0], y_probe))(params)
+            hits = (jnp.argmax(test_out, -1) == y_test).astype(jnp.float32)
+            return {
+                "train_loss": loss_fn(probe_out, y_probe),
+                "test_loss": loss_fn(test_out, y_test),
+                "test_accuracy": jnp.mean(hits),
+                "lr": schedule(peak)(step).astype(jnp.float32),
+                **layer_metrics(stats, DORMANT_TAU),
+                **weight_metrics(params, initial, grads, model.layers),
+            }
+
+        peak = jnp.float32(c.peak_lr)
+        opt_state = opt.build(lambda count: jnp.float32(1.0)).init(params)
+        records, losses = [], []
+        t0 = CLOCK()
+        for step in range(steps + 1):
+            if step % eval_every == 0:
+                # Divergence is checked where the loop syncs anyway: at evaluations.
+                if losses and not np.isfinite(np.asarray(jnp.stack(losses))).all():
+                    break  # the sweep freezes the config: its later metrics are NaN
+                records.append(evaluate(params, rest, peak, jnp.int32(step)))
+                losses = []
+            if step == steps:
+                break
+            params, rest, opt_state, loss = train_step(
+                params, rest, opt_state, peak, jnp.int32(step)
+            )
+            losses.append(loss)
+            if step == 0:  # the first step and evaluation compile: not timed
+                loss.block_until_ready()
+                t0 = CLOCK()
+        jax.block_until_ready(records)
+        total += (CLOCK() - t0) * steps / max(steps - 1, 1)
+        test_loss = [float(r["test_loss"]) for r in records]
+        curves[k, : len(test_loss)] = test_loss
+    return total, curves
 
 
 def training_flops(model, ds, k, steps, eval_every) -> float:
     fwd = flops_per_example(model, ds.input_shape, ds.output_dim)
     train = 3 * fwd * BATCH * steps
-    evals = (steps // eval_every + 1) * fwd * (PROBE + len(ds.x_test))
+    # Each evaluation: probe forward (with statistics), test forward, probe gradient (3 x).
+    evals = (steps // eval_every + 1) * fwd * (PROBE + len(ds.x_test) + 3 * PROBE)
     return k * (train + evals)
 
 
@@ -169,7 +270,7 @@ def workload(name, hidden, configs, sample, ds, args, peak) -> dict:
     k, scale = len(configs), len(configs) / len(sample)
     kw = dict(steps=args.steps, model=model, batch_size=BATCH, eval_every=args.eval_every)
     kw["probe_size"] = PROBE
-    auto = sweep.choose_strategy(
+    auto = choose_strategy(
         "auto",
         model=model,
         input_shape=ds.input_shape,
@@ -191,7 +292,10 @@ def workload(name, hidden, configs, sample, ds, args, peak) -> dict:
         sample, ds, hidden=hidden, steps=args.steps, eval_every=args.eval_every
     )
     if not args.quick:
-        out["jax_loop"] = scale * time_jax_loop(sample, ds, kw)
+        seconds, loop_curves = jax_jit_loop(
+            sample, ds, model=model, steps=args.steps, eval_every=args.eval_every
+        )
+        out["jax_loop"] = scale * seconds
         scan = 0.0
         for c in sample:
             one = dict(kw, chunk_steps=args.eval_every, devices=jax.devices()[:1])
@@ -204,9 +308,8 @@ def workload(name, hidden, configs, sample, ds, args, peak) -> dict:
     gap = math.nan
     if not args.quick:
         # The sweep computes what the loop computes (a benchmark of a wrong program is no use).
-        ref = sweep.run_reference(sample[:1], ds, **kw)
         row = configs.index(sample[0])
-        gap = np.nanmax(np.abs(ref.metrics["test_loss"][0] - result.metrics["test_loss"][row]))
+        gap = np.nanmax(np.abs(loop_curves[0] - result.metrics["test_loss"][row]))
     for key, label in (
         ("canonical", "canonical (nnx.jit loop)"),
         ("jax_loop", "jax.jit loop"),
