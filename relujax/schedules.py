@@ -422,8 +422,8 @@ class Schedule:
       Schedule('warmup_cosine', warmup_fraction=0.25)
       >>> fn = s.build(total_steps=8, peak_value=0.1)
       >>> jnp.stack([fn(t) for t in range(9)])
-      Array([0.        , 0.05      , 0.1       , 0.09330127, 0.075     ,
-             0.05      , 0.025     , 0.00669873, 0.        ], dtype=float32)
+      Array([0.        , 0.05      , 0.1       , 0.0933, 0.075     ,
+             0.05      , 0.025     , 0.0067, 0.        ], dtype=float32)
     """
 
     name: str
@@ -537,7 +537,7 @@ class Schedule:
           >>> fn = relujax.schedules.Schedule("exponential_decay", decay_rate=0.5).build(
           ...     total_steps=4, peak_value=jnp.array([1.0, 2.0]))
           >>> fn(2)
-          Array([0.70710677, 1.4142135 ], dtype=float32)
+          Array([0.7071, 1.4142 ], dtype=float32)
         """
         static, numeric = self._static(total_steps), self.numeric()
         _validation.number_array("peak_value", peak_value, minimum=0.0)
@@ -672,7 +672,7 @@ def make(name: str, *, total_steps: int, peak_value: ArrayLike = 1.0, **params: 
       (Array(0., dtype=float32), Array(0.001, dtype=float32), Array(0., dtype=float32))
       >>> jax.jit(lambda peak: relujax.schedules.make(
       ...     "sgdr", total_steps=100, peak_value=peak, cycles=2)(60))(0.1)
-      Array(0.09045085, dtype=float32)
+      Array(0.0905, dtype=float32)
     """
     return Schedule(name, **params).build(total_steps=total_steps, peak_value=peak_value)
 

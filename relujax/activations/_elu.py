@@ -105,7 +105,7 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
       >>> relujax.elu(jnp.array([-1.0, 0.0, 2.0]))
-      Array([-0.63212055,  0.        ,  2.        ], dtype=float32)
+      Array([-0.6321,  0.        ,  2.        ], dtype=float32)
       >>> jax.grad(relujax.elu)(0.0, 0.5)
       Array(0.5, dtype=float32, weak_type=True)
     """
@@ -163,9 +163,9 @@ def selu(x: ArrayLike) -> Array:
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
       >>> relujax.selu(jnp.array([-1.0, 0.0, 2.0]))
-      Array([-1.1113307,  0.       ,  2.101402 ], dtype=float32)
+      Array([-1.1113,  0.       ,  2.1014 ], dtype=float32)
       >>> jax.grad(relujax.selu)(0.0)
-      Array(1.7580993, dtype=float32, weak_type=True)
+      Array(1.7581, dtype=float32, weak_type=True)
     """
     return _selu(x)
 
@@ -240,7 +240,7 @@ def celu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
       >>> relujax.celu(jnp.array([-1.0, 0.0, 2.0]), 2.0)
-      Array([-0.7869387,  0.       ,  2.       ], dtype=float32)
+      Array([-0.7869,  0.       ,  2.       ], dtype=float32)
       >>> jax.grad(relujax.celu)(0.0)
       Array(1., dtype=float32, weak_type=True)
     """

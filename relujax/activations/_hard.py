@@ -89,7 +89,7 @@ def hard_sigmoid(x: ArrayLike) -> Array:
       >>> relujax.hard_sigmoid(jnp.array([-4.0, 0.0, 1.5]))
       Array([0.  , 0.5 , 0.75], dtype=float32)
       >>> jax.vmap(jax.grad(relujax.hard_sigmoid))(jnp.array([-3.0, 0.0, 3.0]))
-      Array([0.        , 0.16666667, 0.        ], dtype=float32)
+      Array([0.        , 0.1667, 0.        ], dtype=float32)
     """
     return _hard_sigmoid(x)
 
@@ -142,7 +142,7 @@ def hard_swish(x: ArrayLike) -> Array:
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
       >>> relujax.hard_swish(jnp.array([-1.5, -1.0, 1.0, 4.0]))  # the minimum at -1.5
-      Array([-0.375     , -0.33333334,  0.6666667 ,  4.        ], dtype=float32)
+      Array([-0.375     , -0.3333,  0.6667 ,  4.        ], dtype=float32)
       >>> jax.vmap(jax.grad(relujax.hard_swish))(jnp.array([-3.0, 0.0, 3.0]))
       Array([0. , 0.5, 1. ], dtype=float32)
     """

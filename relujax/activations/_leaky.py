@@ -263,7 +263,7 @@ def rrelu(
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
       >>> relujax.rrelu(jnp.array([-1.0, 0.0, 2.0]))
-      Array([-0.22916667,  0.        ,  2.        ], dtype=float32)
+      Array([-0.2292,  0.        ,  2.        ], dtype=float32)
       >>> y = relujax.rrelu(-jnp.ones(1000), jax.random.key(0))
       >>> bool((-y >= 1 / 8).all() and (-y <= 1 / 3).all())
       True

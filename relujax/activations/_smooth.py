@@ -129,7 +129,7 @@ def gelu(x: ArrayLike, approximate: bool = True) -> Array:
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
       >>> relujax.gelu(jnp.array([-1.0, 0.0, 2.0]))
-      Array([-0.15880796,  0.        ,  1.9545977 ], dtype=float32)
+      Array([-0.1588,  0.        ,  1.9546 ], dtype=float32)
       >>> jax.grad(relujax.gelu)(0.0)
       Array(0.5, dtype=float32, weak_type=True)
     """
@@ -209,7 +209,7 @@ def silu(x: ArrayLike, *, beta: ArrayLike = 1.0) -> Array:
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
       >>> relujax.silu(jnp.array([-1.0, 0.0, 2.0]))
-      Array([-0.26894143,  0.        ,  1.761594  ], dtype=float32)
+      Array([-0.2689,  0.        ,  1.7616  ], dtype=float32)
       >>> jax.grad(relujax.silu)(0.0)
       Array(0.5, dtype=float32, weak_type=True)
     """
@@ -279,7 +279,7 @@ def mish(x: ArrayLike) -> Array:
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
       >>> relujax.mish(jnp.array([-1.0, 0.0, 2.0]))
-      Array([-0.30340144,  0.        ,  1.943959  ], dtype=float32)
+      Array([-0.3034,  0.        ,  1.9440  ], dtype=float32)
       >>> jax.grad(relujax.mish)(0.0)
       Array(0.6, dtype=float32, weak_type=True)
     """
@@ -349,7 +349,7 @@ def softplus(x: ArrayLike, *, beta: ArrayLike = 1.0, threshold: ArrayLike | None
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
       >>> relujax.softplus(jnp.array([-1.0, 0.0, 2.0]))
-      Array([0.3132617, 0.6931472, 2.126928 ], dtype=float32)
+      Array([0.3133, 0.6931, 2.1269 ], dtype=float32)
       >>> jax.grad(relujax.softplus)(0.0)
       Array(0.5, dtype=float32, weak_type=True)
     """

@@ -103,7 +103,7 @@ def born_dead_probability(
       >>> from relujax.analysis import born_dead_probability
       >>> # width 1, zero bias: layers 2 and 3 each kill a live unit with probability 1/2
       >>> born_dead_probability(jax.random.key(0), width=1, depth=3, n_trials=4000)  # 3/4
-      Array(0.75575006, dtype=float32)
+      Array(0.7558, dtype=float32)
     """
     key = _validation.key(f"{_NAME}: key", key)
     width = _validation.integer(f"{_NAME}: width", width, minimum=1)

@@ -234,7 +234,7 @@ def with_stats(
       >>> grad_fn = jax.jit(jax.grad(analysis.with_stats(loss), has_aux=True))
       >>> g, stats = grad_fn(w, x)
       >>> g, stats["relu_0"].firing_rate
-      (Array([[ 3., -1.]], dtype=float32), Array([0.6666667 , 0.33333334], dtype=float32))
+      (Array([[ 3., -1.]], dtype=float32), Array([0.6667 , 0.3333], dtype=float32))
     """
     nnx = _nnx_module(fn)
     if nnx is not None:
@@ -383,7 +383,7 @@ def collect(
       >>> batches = jnp.arange(-2.0, 4.0).reshape(3, 2, 1)  # 3 batches of 2 samples
       >>> stats = analysis.collect(f, batches)
       >>> stats["relu_0"].firing_rate
-      Array([0.5       , 0.33333334, 0.        ], dtype=float32)
+      Array([0.5       , 0.3333, 0.        ], dtype=float32)
       >>> stats["relu_0"].dead
       Array([False, False,  True], dtype=bool)
 

@@ -40,7 +40,7 @@ def effective_rank(features: ArrayLike) -> Array:
       >>> import jax.numpy as jnp
       >>> from relujax.analysis import effective_rank
       >>> effective_rank(jnp.diag(jnp.array([3.0, 1.0])))  # p = (3/4, 1/4)
-      Array(1.75476, dtype=float32)
+      Array(1.7548, dtype=float32)
     """
     s = _singular_values(features, "effective_rank")
     total = jnp.sum(s)

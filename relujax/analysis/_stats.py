@@ -55,9 +55,9 @@ class UnitStats(NamedTuple):
       >>> x = jnp.array([[-1.0, 2.0], [-3.0, 4.0], [1.0, 0.0]])
       >>> s = UnitStats.from_batch(x, jnp.maximum(x, 0.0))
       >>> s.firing_rate
-      Array([0.33333334, 0.6666667 ], dtype=float32)
+      Array([0.3333, 0.6667 ], dtype=float32)
       >>> s.abs_mean
-      Array([0.33333334, 2.        ], dtype=float32)
+      Array([0.3333, 2.        ], dtype=float32)
       >>> both = UnitStats.from_batch(x[:2], jnp.maximum(x[:2], 0.0)).merge(
       ...     UnitStats.from_batch(x[2:], jnp.maximum(x[2:], 0.0)))
       >>> both.pre_mean, s.pre_mean
