@@ -211,16 +211,8 @@ class OptimizerSpec:
     of a traced peak value, never through ``optax.inject_hyperparams`` (which is not bit
     identical to the plain optimizer, optax #1532).
 
-    =============== ==================================================================
-    name            call (defaults)
-    =============== ==================================================================
-    sgd             ``optax.sgd(lr)``
-    momentum        ``optax.sgd(lr, momentum=0.9, nesterov=False)``
-    adam            ``optax.adam(lr, b1=0.9, b2=0.999, eps=1e-8)``
-    adamw           ``optax.adamw(lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=1e-4)``
-    adam_per_param  ``relujax.remedies.adam(lr, ...)``: per-entry step counts (for ReDo)
-    adamw_per_param ``relujax.remedies.adamw(lr, ...)``
-    =============== ==================================================================
+    The names, the Optax call each builds and its defaults are tabled once, in the
+    ``relujax.sweep.optimizers`` module docstring.
 
     Args:
       name: one of :data:`OPTIMIZERS`.
