@@ -27,6 +27,7 @@ __all__ = [
     "choice",
     "concrete",
     "finite_rows",
+    "instance",
     "integer",
     "key",
     "number_array",
@@ -253,6 +254,13 @@ def key(name: str, value: Any) -> jax.Array:
         f"{name} must be a jax.random key (jax.random.key(seed) or the legacy "
         f"jax.random.PRNGKey(seed)), got {type(value).__name__} {value!r}."
     )
+
+
+def instance(name: str, value: Any, cls: type | tuple[type, ...], accepted: str) -> Any:
+    """``value`` if it is an instance of ``cls``, else a ``TypeError`` naming ``name``."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{name} must be {accepted}, got {type(value).__name__}.")
+    return value
 
 
 def finite_rows(name: str, value: Any) -> None:

@@ -119,3 +119,9 @@ def test_broadcastable():
     v.same_shape_or_broadcastable("slope", (4,), "x", (2, 4))
     with pytest.raises(ValueError, match=r"slope of shape \(3,\) does not broadcast"):
         v.same_shape_or_broadcastable("slope", (3,), "x", (2, 4))
+
+
+def test_instance():
+    assert v.instance("layout", 3, int, "an int") == 3
+    with pytest.raises(TypeError, match=r"redo: layout must be a remedies\.Layout, got str\."):
+        v.instance("redo: layout", "x", int, "a remedies.Layout")

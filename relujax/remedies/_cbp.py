@@ -83,8 +83,7 @@ def continual_backprop_init(params: Any, *, layout: Layout) -> CBPState:
       >>> remedies.continual_backprop_init(params, layout=remedies.sequential(["l0", "l1"])).age
       (Array([0, 0, 0], dtype=int32),)
     """
-    if not isinstance(layout, Layout):
-        raise TypeError(f"layout must be a remedies.Layout, got {type(layout).__name__}.")
+    _validation.instance("layout", layout, Layout, "a remedies.Layout")
     units = layout.units(params)
     zeros = tuple(jnp.zeros(u, jnp.float32) for u in units)
     return CBPState(
@@ -236,8 +235,7 @@ def continual_backprop(
       >>> out.params["l1"]["bias"], out.params["l1"]["kernel"].ravel()
       (Array([1.], dtype=float32), Array([0., 2.], dtype=float32))
     """
-    if not isinstance(layout, Layout):
-        raise TypeError(f"layout must be a remedies.Layout, got {type(layout).__name__}.")
+    _validation.instance("layout", layout, Layout, "a remedies.Layout")
     if not isinstance(state, CBPState):
         raise TypeError(
             "continual_backprop: state must be a CBPState (continual_backprop_init), got "

@@ -132,8 +132,7 @@ def _redo(
     _validation.number_array("redo: every", every, minimum=0)
     _validation.number_array("redo: tau", tau, minimum=0.0)
     adam_reset_option("redo", adam_reset)
-    if not isinstance(layout, Layout):
-        raise TypeError(f"redo: layout must be a remedies.Layout, got {type(layout).__name__}.")
+    _validation.instance("redo: layout", layout, Layout, "a remedies.Layout")
 
     def update(state, params, opt_state, key, step, activations):
         masks = _redo_masks(activations, layout, tau)
@@ -162,10 +161,7 @@ def _continual_backprop(
     adam_reset: str = "per_param",
 ) -> Intervention:
     """:func:`continual_backprop` after every step."""
-    if not isinstance(layout, Layout):
-        raise TypeError(
-            f"continual_backprop: layout must be a remedies.Layout, got {type(layout).__name__}."
-        )
+    _validation.instance("continual_backprop: layout", layout, Layout, "a remedies.Layout")
     adam_reset_option("continual_backprop", adam_reset)
 
     def init(params):

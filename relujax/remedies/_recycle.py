@@ -141,8 +141,7 @@ def recycle(
       >>> new["l0"]["bias"], new["l1"]["kernel"].ravel()
       (Array([1., 0., 1.], dtype=float32), Array([1., 0., 1.], dtype=float32))
     """
-    if not isinstance(layout, Layout):
-        raise TypeError(f"layout must be a remedies.Layout, got {type(layout).__name__}.")
+    _validation.instance("layout", layout, Layout, "a remedies.Layout")
     # One compiled program per (layout, shapes): eager calls do not dispatch op by op, and
     # inside an outer jit this inlines.
     adam_reset = adam_reset_option("recycle", adam_reset)

@@ -78,8 +78,7 @@ def dormant_masks(
       >>> remedies.dormant_masks(stats, remedies.sequential(["l0", "l1"]), tau=0.0)
       (Array([False,  True], dtype=bool),)
     """
-    if not isinstance(layout, Layout):
-        raise TypeError(f"layout must be a remedies.Layout, got {type(layout).__name__}.")
+    _validation.instance("layout", layout, Layout, "a remedies.Layout")
     if not isinstance(stats, Mapping):
         raise TypeError(
             "stats must be a relujax.analysis.ModelStats (a mapping from site to UnitStats), "
