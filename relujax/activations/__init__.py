@@ -51,6 +51,7 @@ from relujax.activations._catalog import get_descriptor as get_descriptor
 from relujax.activations._catalog import names as names
 from relujax.activations._descriptor import Activation as Activation
 from relujax.activations._descriptor import Param as Param
+from relujax.activations._descriptor import Saturation as Saturation
 from relujax.activations._elu import celu as celu
 from relujax.activations._elu import elu as elu
 from relujax.activations._elu import selu as selu
@@ -82,6 +83,7 @@ __all__ = [
     "SITE_NAMES",
     "Activation",
     "Param",
+    "Saturation",
     "activation_names",
     "capped_relu",
     "celu",

@@ -17,7 +17,7 @@ import numpy as np
 
 from relujax import _validation
 
-__all__ = ["Activation", "Param"]
+__all__ = ["Activation", "Param", "Saturation"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +94,35 @@ class Param:
 
 
 @dataclasses.dataclass(frozen=True)
+class Saturation:
+    r"""Where a bounded activation is saturated: flat at a bound of its output.
+
+    A sample of a unit is saturated when its pre-activation :math:`z` lies in a flat region
+    (derivative exactly 0) in which the output sits at one of its bounds:
+
+    .. math:: z \le \text{lower} \quad \text{or} \quad z \ge \text{upper}
+
+    The thresholds are the kinks, and both inequalities include them because relujax's
+    derivative is 0 at these kinks (see the table in :mod:`relujax.activations`). ``None``
+    leaves that side out: relu6's lower flat region (z <= 0, output 0) is where a ReLU is
+    silent, which the dead and dormant counts already measure, so relu6 saturates at its
+    upper bound only; hard_tanh and hard_sigmoid, sigmoid-like, saturate at either bound.
+
+    Attributes:
+      lower: z at and below which the output sits at its lowest value, or None.
+      upper: z at and above which the output sits at its highest value, or None.
+
+    Examples:
+      >>> import relujax
+      >>> relujax.activations.get_descriptor("relu6").saturation
+      Saturation(lower=None, upper=6.0)
+    """
+
+    lower: float | None = None
+    upper: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Activation:
     """One activation function and its properties, from which relujax's tables are derived.
 
@@ -112,6 +141,9 @@ class Activation:
       output_range: (lowest, highest) output for the default parameters.
       saturating: the derivative is exactly 0 on a half-line (relu below 0, hard_tanh
         outside [-1, 1]): units can saturate there and pass no gradient.
+      saturation: for a bounded activation with fixed bounds, where it is saturated (flat
+        at a bound; :class:`Saturation`); None otherwise. capped_relu's upper bound is its
+        ``cap`` parameter, which an analysis of a traced model does not see, so it is None.
       needs_module: a model needs a module per layer for it (a learned or random state).
       jax_nn: name of the jax.nn function with the same definition and defaults, if any.
 
@@ -130,6 +162,7 @@ class Activation:
     sign_preserving: bool = False
     output_range: tuple[float, float] = (-math.inf, math.inf)
     saturating: bool = False
+    saturation: Saturation | None = None
     needs_module: bool = False
     jax_nn: str | None = None
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from relujax.activations._descriptor import Activation
+from relujax.activations._descriptor import Activation, Saturation
 from relujax.activations._site import masked, site, tangent_map
 
 
@@ -52,7 +52,7 @@ def hard_tanh(x: ArrayLike) -> Array:
 
 HARD_TANH = Activation(
     "hard_tanh", hard_tanh, sign_preserving=True, output_range=(-1.0, 1.0), saturating=True,
-    jax_nn="hard_tanh",
+    saturation=Saturation(lower=-1.0, upper=1.0), jax_nn="hard_tanh",
 )  # fmt: skip
 
 
@@ -96,7 +96,7 @@ def hard_sigmoid(x: ArrayLike) -> Array:
 
 HARD_SIGMOID = Activation(
     "hard_sigmoid", hard_sigmoid, nonnegative=True, output_range=(0.0, 1.0), saturating=True,
-    jax_nn="hard_sigmoid",
+    saturation=Saturation(lower=-3.0, upper=3.0), jax_nn="hard_sigmoid",
 )  # fmt: skip
 
 

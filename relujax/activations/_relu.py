@@ -26,7 +26,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from relujax import _validation
-from relujax.activations._descriptor import Activation, Param
+from relujax.activations._descriptor import Activation, Param, Saturation
 from relujax.activations._site import broadcast, conform, masked, site, tangent_map, tangent_sum
 
 # --- relu -------------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def relu6(x: ArrayLike) -> Array:
 
 RELU6 = Activation(
     "relu6", relu6, nonnegative=True, sign_preserving=True, output_range=(0.0, 6.0),
-    saturating=True, jax_nn="relu6",
+    saturating=True, saturation=Saturation(upper=6.0), jax_nn="relu6",
 )  # fmt: skip
 
 

@@ -7,8 +7,10 @@ number of batches. :func:`with_stats` does the same for one call inside a user's
 step. :func:`diagnose` turns statistics into a :class:`Report` (dead, dormant, rarely firing
 and always-active units, per site and overall); :func:`dormancy_score` and :func:`dormant`
 are ReDo's score and threshold, the one definition that the sweeps and remedies share.
-:func:`born_dead_probability` estimates how often a freshly initialized ReLU net is a
-constant function.
+:func:`with_site_grads` measures the loss gradient reaching each unit's pre-activation
+(:func:`gradient_dormant`: dead in the gradient sense) and :func:`with_saturation` how often
+units of bounded activations sit flat at a bound. :func:`born_dead_probability` estimates
+how often a freshly initialized ReLU net is a constant function.
 """
 
 from relujax.analysis._born_dead import born_dead_probability as born_dead_probability
@@ -24,6 +26,10 @@ from relujax.analysis._diagnose import DEFAULT_TAUS as DEFAULT_TAUS
 from relujax.analysis._diagnose import diagnose as diagnose
 from relujax.analysis._dormancy import dormancy_score as dormancy_score
 from relujax.analysis._dormancy import dormant as dormant
+from relujax.analysis._grads import GradStats as GradStats
+from relujax.analysis._grads import gradient_dormant as gradient_dormant
+from relujax.analysis._grads import gradient_dormant_fraction as gradient_dormant_fraction
+from relujax.analysis._grads import with_site_grads as with_site_grads
 from relujax.analysis._io import load_stats as load_stats
 from relujax.analysis._io import save_stats as save_stats
 from relujax.analysis._model_stats import ModelStats as ModelStats
@@ -35,18 +41,27 @@ from relujax.analysis._rank import approximate_rank as approximate_rank
 from relujax.analysis._rank import effective_rank as effective_rank
 from relujax.analysis._report import Report as Report
 from relujax.analysis._report import SiteReport as SiteReport
+from relujax.analysis._saturation import SATURATION as SATURATION
+from relujax.analysis._saturation import SaturationStats as SaturationStats
+from relujax.analysis._saturation import always_saturated_fraction as always_saturated_fraction
+from relujax.analysis._saturation import saturated_fraction as saturated_fraction
+from relujax.analysis._saturation import with_saturation as with_saturation
 from relujax.analysis._stats import UnitStats as UnitStats
 from relujax.analysis._tag import tag as tag
 
 __all__ = [
     "DEFAULT_TAUS",
     "JAX_NN_ACTIVATIONS",
+    "SATURATION",
     "Count",
+    "GradStats",
     "ModelStats",
     "Report",
+    "SaturationStats",
     "Site",
     "SiteReport",
     "UnitStats",
+    "always_saturated_fraction",
     "approximate_rank",
     "born_dead_probability",
     "collect",
@@ -58,11 +73,16 @@ __all__ = [
     "features",
     "find_sites",
     "firing_rate_histograms",
+    "gradient_dormant",
+    "gradient_dormant_fraction",
     "load_stats",
     "plot_dead",
     "plot_firing_heatmap",
     "plot_firing_rates",
+    "saturated_fraction",
     "save_stats",
     "tag",
+    "with_saturation",
+    "with_site_grads",
     "with_stats",
 ]

@@ -47,6 +47,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import types
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
@@ -594,6 +595,10 @@ class Observer:
 
     #: the names of the sites to observe
     selected: frozenset[str] = frozenset()
+    #: functions applied to a variable's value where it is defined (every use then reads the
+    #: result), keyed by the plan's variables; :func:`relujax.analysis.with_site_grads` adds
+    #: its zero probes to the pre-activations this way. Empty for statistics.
+    perturb: Mapping[Any, Callable[[Any], Any]] = types.MappingProxyType({})
 
     def empty(self, site: Site) -> Any:
         raise NotImplementedError
@@ -641,14 +646,18 @@ def evaluate(plan: _Plan, consts: Sequence[Any], args: Sequence[Any], acc, obs) 
     keep one statistic per iteration (see :func:`views`).
     """
     env: dict[Any, Any] = {}
+    perturb = obs.perturb
 
     def read(v: Any) -> Any:
         return v.val if isinstance(v, jcore.Literal) else env[v]
 
+    def write(v: Any, x: Any) -> None:
+        env[v] = perturb[v](x) if v in perturb else x
+
     for v, x in zip(plan.jaxpr.constvars, consts, strict=True):
-        env[v] = x
+        write(v, x)
     for v, x in zip(plan.jaxpr.invars, args, strict=True):
-        env[v] = x
+        write(v, x)
     for i, eqn in enumerate(plan.jaxpr.eqns):
         invals = [read(v) for v in eqn.invars]
         subs = plan.subs.get(i)
@@ -658,7 +667,7 @@ def evaluate(plan: _Plan, consts: Sequence[Any], args: Sequence[Any], acc, obs) 
             outvals = _bind(eqn, invals)
         for v, x in zip(eqn.outvars, outvals, strict=True):
             if not isinstance(v, jcore.DropVar):
-                env[v] = x
+                write(v, x)
         for hit in plan.after.get(i, ()):
             slot = hit.slot
             if slot.key.name in obs.selected:
