@@ -1,0 +1,120 @@
+"""What ``trained_collapse`` measures: the function a ReLU MLP computes, whether it is
+constant, and binomial intervals for the fraction of nets that are.
+
+The networks are ``relujax.nn.MLP`` parameter trees as plain dicts,
+``{"layers": {i: {"kernel": [d_in, d_out], "bias": [d_out]}}}``: ``len(layers) - 1`` hidden
+ReLU layers and a linear readout. :func:`forward` evaluates them independently of the
+sweep's model (the experiment checks that both agree on the test loss).
+
+A trained net has *collapsed* when it is (numerically) a constant function on the input box:
+the variance of its output over a dense grid, relative to the target's variance there, is at
+most :data:`THRESHOLD`. A net is *born dead* when, at initialization, its last hidden layer
+takes one value on the whole grid (some layer is zero everywhere), the criterion of
+:func:`relujax.analysis.born_dead_probability`; a born-dead net stays constant whatever the
+training, since no gradient reaches the layers before the dead one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from experiments._stats import Interval
+
+#: Relative output variance at or below which a trained net counts as collapsed.
+THRESHOLD = 1e-3
+#: Two-sided normal quantile of the 95% intervals.
+Z95 = 1.959963984540054
+
+
+def _layers(params: Any) -> list[tuple[Any, Any]]:
+    layers = params["layers"]
+    return [(layers[i]["kernel"], layers[i]["bias"]) for i in range(len(layers))]
+
+
+def hidden(params: Any, x: jax.Array) -> jax.Array:
+    """The last hidden layer's activations ``[n, width]`` on inputs ``x`` ``[n, d_in]``."""
+    h = x
+    for kernel, bias in _layers(params)[:-1]:
+        h = jnp.maximum(h @ kernel + bias[None], 0.0)
+    return h
+
+
+def forward(params: Any, x: jax.Array) -> jax.Array:
+    """The net's scalar output ``[n]`` on inputs ``x`` ``[n, d_in]`` (linear readout)."""
+    kernel, bias = _layers(params)[-1]
+    return (hidden(params, x) @ kernel + bias[None])[:, 0]
+
+
+def relative_variance(params: Any, grid: jax.Array, target: jax.Array) -> jax.Array:
+    """``var(f(grid)) / var(target)``: 0 for a constant net, about 1 for a good fit."""
+    return jnp.var(forward(params, grid)) / jnp.var(target)
+
+
+def collapsed(params: Any, grid: jax.Array, target: jax.Array, *, threshold: float = THRESHOLD):
+    """Whether the net is constant on the grid up to ``threshold`` (relative variance)."""
+    return relative_variance(params, grid, target) <= threshold
+
+
+def born_dead(params: Any, grid: jax.Array) -> jax.Array:
+    """Whether the last hidden layer takes one value on the whole grid (exactly constant)."""
+    h = hidden(params, grid)
+    return jnp.all(jnp.max(h, axis=0) == jnp.min(h, axis=0))
+
+
+@jax.jit
+def _per_net(stacked: Any, grid: jax.Array, target: jax.Array) -> dict[str, jax.Array]:
+    def one(p):
+        out = forward(p, grid)
+        return {
+            "relative_variance": jnp.var(out) / jnp.var(target),
+            "constant": born_dead(p, grid),
+            "grid_mse": jnp.mean(jnp.square(out - target)),
+        }
+
+    return jax.vmap(one)(stacked)
+
+
+def per_net(stacked: Any, grid: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
+    """For params stacked on a leading axis: relative variance, born-dead flag, grid MSE."""
+    g, t = jnp.asarray(grid, jnp.float32), jnp.asarray(target, jnp.float32)
+    return {k: np.asarray(v) for k, v in _per_net(stacked, g, t).items()}
+
+
+def wilson(k: int, n: int, *, z: float = Z95) -> Interval:
+    r"""Wilson score interval of a binomial proportion ``k / n``.
+
+    .. math:: \frac{\hat p + z^2/2n \pm z\sqrt{\hat p(1-\hat p)/n + z^2/4n^2}}{1 + z^2/n}
+
+    Returned as an :class:`~experiments._stats.Interval` (``mean`` = ``k / n``).
+
+    Examples:
+      >>> iv = wilson(0, 10)
+      >>> round(iv.lo, 4), round(iv.hi, 4)
+      (0.0, 0.2775)
+    """
+    if n <= 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    p = k / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n)) / denom
+    return Interval(p, max(0.0, centre - half), min(1.0, centre + half), n)
+
+
+def difference(a: Interval, b: Interval) -> Interval:
+    r"""Newcombe's (1998, method 10) interval for ``p_a - p_b`` from two Wilson intervals.
+
+    .. math:: d - \sqrt{(p_a - l_a)^2 + (u_b - p_b)^2}, \quad
+              d + \sqrt{(u_a - p_a)^2 + (p_b - l_b)^2}, \qquad d = p_a - p_b
+
+    ``n`` of the result is the smaller sample (for :func:`experiments._stats.verdict`).
+    """
+    d = a.mean - b.mean
+    lo = d - math.sqrt((a.mean - a.lo) ** 2 + (b.hi - b.mean) ** 2)
+    hi = d + math.sqrt((a.hi - a.mean) ** 2 + (b.mean - b.lo) ** 2)
+    return Interval(d, lo, hi, min(a.n, b.n))
