@@ -76,7 +76,13 @@ class _ProbeObserver(Observer):
         self.selected = frozenset(selected)
         self.perturb = perturb
 
+    def empty(self, site) -> tuple[()]:
+        return ()  # no state: the probes' gradients are the result
+
     def observe(self, acc, site, pre, out) -> None:
+        pass
+
+    def absorb(self, acc, name, state) -> None:
         pass
 
 

@@ -95,6 +95,9 @@ def test_total_derivative_when_z_has_other_uses():
     z = jnp.array([[-1.0, 2.0], [-3.0, 1.0]])
     _, grads = analysis.with_site_grads(lambda z: jnp.sum(relujax.relu(z) + z))(z)
     np.testing.assert_array_equal(grads["relu_0"].abs_mean, [1.0, 2.0])
+    # A tagged array is probed where it is: d/dh sum(h^2) = 2h, h = 3z.
+    _, grads = analysis.with_site_grads(lambda z: jnp.sum(analysis.tag(3.0 * z, "h") ** 2))(z)
+    np.testing.assert_array_equal(grads["h"].abs_mean, [12.0, 9.0])
 
 
 def test_conv_channels_are_units_and_vmap_over_models():
@@ -176,3 +179,19 @@ def test_errors():
         analysis.with_site_grads(lambda x: jnp.sum(relujax.relu(x)), argnums=2)(x)
     with pytest.raises(TypeError, match="argnums must be ints"):
         analysis.with_site_grads(jnp.sum, argnums="0")
+
+
+def test_site_inside_jit_checkpoint_and_cond():
+    x = jnp.array([[1.0, -2.0, 3.0], [-1.0, 0.5, 2.0]])
+
+    def block(x, d):
+        return jnp.sin(relujax.relu(x * 2.0 - 1.0 + d))
+
+    def loss(x, d=0.0):
+        inner = jax.checkpoint(jax.jit(lambda x: block(x, d)))
+        return jnp.sum(jax.lax.cond(jnp.sum(x) > 0, inner, lambda x: 0.0 * x, x) ** 2)
+
+    _, grads = jax.jit(analysis.with_site_grads(loss))(x)
+    want = jnp.abs(jax.grad(lambda d: loss(x, d))(jnp.zeros_like(x))).mean(0)
+    np.testing.assert_allclose(grads["relu_0"].abs_mean, want, rtol=1e-6)
+    assert grads["relu_0"].abs_mean[1] == 0.0  # z = 2x - 1 < 0 on both samples
