@@ -8,7 +8,9 @@ fingerprint; nothing compiled), :func:`initial_state`, :func:`train_chunk` and
 :func:`result`, with the training settings in a frozen :class:`Options`. Per-step
 interventions (plasticity remedies such as ReDo) plug into the compiled loop as
 :class:`Intervention` subclasses, or :class:`Remedy` for those of
-:mod:`relujax.remedies.interventions`.
+:mod:`relujax.remedies.interventions`. Data are fixed data sets or online :class:`Stream` s
+(:func:`bit_flipping`, :func:`permuted`) whose minibatches are pure functions of the key and
+the step.
 
 Multi-host
 ----------
@@ -51,9 +53,15 @@ from relujax.sweep._spec import Config as Config
 from relujax.sweep._spec import Grid as Grid
 from relujax.sweep._spec import MLPSpec as MLPSpec
 from relujax.sweep._spec import OptimizerSpec as OptimizerSpec
+from relujax.sweep._stream import BitFlipping as BitFlipping
+from relujax.sweep._stream import Permuted as Permuted
+from relujax.sweep._stream import Stream as Stream
+from relujax.sweep._stream import bit_flipping as bit_flipping
+from relujax.sweep._stream import permuted as permuted
 
 __all__ = [
     "OPTIMIZERS",
+    "BitFlipping",
     "CNNSpec",
     "Chain",
     "ChunkInfo",
@@ -64,13 +72,17 @@ __all__ = [
     "MLPSpec",
     "OptimizerSpec",
     "Options",
+    "Permuted",
     "Plan",
     "Remedy",
     "StepContext",
+    "Stream",
     "SweepResult",
     "SweepState",
+    "bit_flipping",
     "initial_state",
     "optimizers",
+    "permuted",
     "plan",
     "result",
     "run",

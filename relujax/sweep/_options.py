@@ -33,6 +33,8 @@ class Options:
       map_batch_size: with ``"map"``, vmap over this many configurations at a time.
       intervention: a per-step :class:`Intervention` (or None); its hyperparameters are
         set per configuration in :attr:`Config.intervention`.
+      feature_rank: also record ``effective_rank`` ``[K, E, L]``, the effective rank of each
+        layer's activations on the probe set (an SVD per layer and evaluation).
 
     Examples:
       >>> from relujax import sweep
@@ -52,6 +54,7 @@ class Options:
     strategy: str = "auto"
     map_batch_size: int | None = None
     intervention: _intervention.Intervention | None = None
+    feature_rank: bool = False
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -90,10 +93,12 @@ class Options:
                 _validation.integer("map_batch_size", self.map_batch_size, minimum=1),
             )
         _intervention.check(self.intervention)
+        put("feature_rank", _validation.boolean("feature_rank", self.feature_rank))
 
     def settings(self) -> dict[str, Any]:
         """JSON-friendly description (the intervention by name and hyperparameter defaults)."""
         iv = self.intervention
+        extra = {"feature_rank": True} if self.feature_rank else {}  # old fingerprints kept
         return {
             "model": self.model.to_dict(),
             "optimizer": cast(OptimizerSpec, self.optimizer).to_dict(),
@@ -107,4 +112,5 @@ class Options:
             "intervention": None
             if iv is None
             else {"name": iv.name, "type": type(iv).__qualname__, **dict(iv.hyperparameters)},
+            **extra,
         }

@@ -21,6 +21,7 @@ from relujax.sweep._intervention import Intervention
 from relujax.sweep._options import Options
 from relujax.sweep._result import versions
 from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec, OptimizerSpec, abstract_split
+from relujax.sweep._stream import Stream, as_streams
 from relujax.sweep._train import Trainer
 from relujax.sweep._validate import (
     as_configs,
@@ -56,6 +57,7 @@ class _Static(NamedTuple):
     intervention: Intervention | None
     groups: tuple[_GroupStatic, ...]
     mesh: Mesh
+    feature_rank: bool = False
 
 
 def _trainer(static: _Static, activation: str) -> Trainer:
@@ -72,6 +74,7 @@ def _trainer(static: _Static, activation: str) -> Trainer:
         classification=static.classification,
         intervention=static.intervention,
         layers=static.model.layers,
+        feature_rank=static.feature_rank,
     )
 
 
@@ -128,7 +131,7 @@ class Plan:
 
     Attributes:
       configs: the K configurations, in order.
-      datasets: the data sets (``Config.data`` indexes them).
+      datasets: the data sets or streams (``Config.data`` indexes them).
       options: the :class:`Options`.
       devices: the devices of the config axis.
       members: per activation group, the indices of its configurations.
@@ -140,7 +143,7 @@ class Plan:
     """
 
     configs: tuple[Config, ...]
-    datasets: tuple[Dataset, ...]
+    datasets: tuple[Dataset, ...] | tuple[Stream, ...]
     options: Options
     devices: tuple[jax.Device, ...]  # pyright: ignore[reportInvalidTypeForm]  (jax.Device is an alias variable)
     members: tuple[tuple[int, ...], ...]
@@ -168,6 +171,11 @@ class Plan:
         """Whether the targets are class labels."""
         return self.datasets[0].is_classification
 
+    @property
+    def is_stream(self) -> bool:
+        """Whether the sweep trains on :class:`Stream` s (online data)."""
+        return isinstance(self.datasets[0], Stream)
+
     def program(self) -> Callable[..., Any]:
         """The jitted chunk program (compiled on first call, cached across plans)."""
         return _program(self._static)
@@ -175,7 +183,7 @@ class Plan:
 
 def plan(
     configs: Grid | Sequence[Config],
-    data: Dataset | Sequence[Dataset],
+    data: Dataset | Stream | Sequence[Dataset] | Sequence[Stream],
     options: Options,
     *,
     devices: Sequence[jax.Device] | None = None,  # pyright: ignore[reportInvalidTypeForm]  (jax.Device is an alias variable)
@@ -188,7 +196,8 @@ def plan(
     Args:
       configs: a :class:`Grid` or a list of :class:`Config`.
       data: a :class:`relujax.data.Dataset`, or a list of them with equal shapes and dtypes
-        (``Config.data`` indexes it).
+        (``Config.data`` indexes it); or a :class:`Stream` or a list of streams of one kind
+        and equal sizes, covering at least ``options.steps`` updates.
       options: the sweep's :class:`Options`.
       devices: devices of the config axis (default: all of ``jax.devices()``).
 
@@ -210,7 +219,18 @@ def plan(
     configs = as_configs(configs)
     if not isinstance(options, Options):
         raise TypeError(f"options must be a relujax.sweep.Options, got {options!r}.")
-    datasets = as_datasets(data, options.model)
+    streams = as_streams(data)
+    datasets: tuple[Dataset, ...] | tuple[Stream, ...]
+    if streams is None:
+        datasets = as_datasets(data, options.model)
+    else:
+        datasets = streams
+        options.model.check_input(streams[0].input_shape)
+        if streams[0].horizon < options.steps:
+            raise ValueError(
+                f"the stream covers {streams[0].horizon} updates, fewer than steps = "
+                f"{options.steps}: give it more tasks."
+            )
     for k, c in enumerate(configs):
         if c.data >= len(datasets):
             raise ValueError(
@@ -236,7 +256,7 @@ def plan(
     mesh = Mesh(np.asarray(devices), (AXIS,))
     n_dev = len(devices)
     first = datasets[0]
-    input_shape = tuple(first.x_train.shape[1:])
+    input_shape = tuple(first.input_shape)
     out_features = max(d.output_dim for d in datasets)
     activations = list(dict.fromkeys(c.activation for c in configs))
     members = tuple(
@@ -274,6 +294,7 @@ def plan(
         intervention=iv,
         groups=groups,
         mesh=mesh,
+        feature_rank=options.feature_rank,
     )
     sites = {a: _site_names(static, a) for a in activations}
     layers = options.model.layers
@@ -282,7 +303,12 @@ def plan(
             f"expected {layers} activation sites per model, found "
             f"{ {a: list(s) for a, s in sites.items()} }."
         )
-    probe_size = min(options.probe_size, min(len(d.x_train) for d in datasets))
+    if streams is None:
+        probe_size = min(options.probe_size, min(len(d.x_train) for d in cast(Any, datasets)))
+    else:  # the stream's own probe set
+        probe_size = int(
+            jax.eval_shape(lambda s: s.evaluation(jnp.int32(0)), streams[0])[0].shape[0]
+        )
     strategies = {g.activation: g.strategy for g in groups}
     settings = {
         **options.settings(),
@@ -294,6 +320,10 @@ def plan(
         "devices": n_dev,
         "versions": {k: v for k, v in versions().items() if k != "device_count"},
     }
+    arrays: Any = datasets  # fingerprinted: every array of every data set or stream
+    if streams is not None:
+        settings["stream"] = streams[0].describe()
+        arrays = [tuple(np.asarray(a) for a in jax.tree.leaves(s)) for s in streams]
     return Plan(
         configs=configs,
         datasets=datasets,
@@ -304,7 +334,7 @@ def plan(
         layer_sites=sites,
         probe_size=probe_size,
         settings=settings,
-        fingerprint=fingerprint(settings, datasets),
+        fingerprint=fingerprint(settings, arrays),
         _static=static,
         _padded=padded,
         _schedules=batch,

@@ -16,6 +16,7 @@ from jax.sharding import PartitionSpec as P
 
 from relujax import _optional, _validation
 from relujax.data import Dataset
+from relujax.sweep import _stream
 from relujax.sweep._checkpoint import Checkpointer
 from relujax.sweep._host import put, to_host
 from relujax.sweep._intervention import Intervention
@@ -23,7 +24,8 @@ from relujax.sweep._options import Options
 from relujax.sweep._plan import AXIS, Plan, plan
 from relujax.sweep._result import SweepResult, versions
 from relujax.sweep._spec import CNNSpec, Config, Grid, MLPSpec, OptimizerSpec
-from relujax.sweep._train import LAYERED, Data, Keys, RunState, config_keys
+from relujax.sweep._stream import Stream
+from relujax.sweep._train import LAYERED, ONLINE, RANKS, SCALARS, Data, Keys, RunState, config_keys
 
 
 class ChunkInfo(NamedTuple):
@@ -61,14 +63,15 @@ class SweepState(NamedTuple):
         over the config axis).
       metrics: name -> host array ``[K, E(, L)]``, NaN where not yet recorded.
       diverged_step: ``int[K]``, -1 where not diverged.
-      inputs: the constant device inputs ``(hps, keys, data)`` of the program.
+      inputs: the constant device inputs ``(hps, keys, data)`` of the program (``data``
+        a :class:`Data` or the stacked streams).
     """
 
     chunks_done: int
     states: tuple[RunState, ...]
     metrics: dict[str, np.ndarray]
     diverged_step: np.ndarray
-    inputs: tuple[Any, Any, Data]
+    inputs: tuple[Any, Any, Data | Stream]
 
 
 # --------------------------------------------------------------------------------------------
@@ -129,7 +132,9 @@ def _keys(p: Plan, members: Sequence[int]) -> Keys:
     return Keys(data=jnp.stack([k[1] for k in keys]), intervention=jnp.stack([k[2] for k in keys]))
 
 
-def _data(p: Plan) -> Data:
+def _data(p: Plan) -> Data | Stream:
+    if p.is_stream:
+        return _stream.stack(cast(tuple[Stream, ...], p.datasets))
     x_dtype, y_dtype = np.float32, np.int32 if p.classification else np.float32
     n = p.probe_size
 
@@ -175,10 +180,13 @@ def initial_state(p: Plan) -> SweepState:
     data = put(_data(p), replicated)
     k, e, layers = len(p.configs), p.evaluations, p.options.model.layers
     names = ["train_loss", "test_loss", *(["test_accuracy"] if p.classification else []), "lr"]
+    if p.is_stream:
+        names += ["online_loss", *(["online_accuracy"] if p.classification else [])]
     if p.options.intervention is not None:
         names += _intervention_metric_names(p, states[0])
     metrics: dict[str, np.ndarray] = {n: np.full((k, e), np.nan, np.float32) for n in names}
-    metrics.update({n: np.full((k, e, layers), np.nan, np.float32) for n in LAYERED})
+    layered = LAYERED + (RANKS if p.options.feature_rank else ())
+    metrics.update({n: np.full((k, e, layers), np.nan, np.float32) for n in layered})
     return SweepState(0, states, metrics, np.full((k,), -1, np.int64), (hps, keys, data))
 
 
@@ -189,7 +197,7 @@ def _intervention_metric_names(p: Plan, group_state: RunState) -> list[str]:
     for name, s in shapes.items():
         if s.shape != ():
             raise ValueError(f"intervention metric {name!r} must be a scalar, got shape {s.shape}.")
-        if name in ("train_loss", "test_loss", "test_accuracy", "lr", *LAYERED):
+        if name in (*SCALARS, *ONLINE, *LAYERED, *RANKS):
             raise ValueError(f"intervention metric {name!r} clashes with a built-in metric.")
     return list(shapes)
 
@@ -263,7 +271,9 @@ def result(p: Plan, s: SweepState, *, wall_seconds: float | None = None) -> Swee
         for j, k in enumerate(m):
             params[k] = jax.tree.map(lambda a, j=j: a[j], host)
     shapes = [
-        {
+        d.describe()
+        if isinstance(d, Stream)
+        else {
             "x_train": list(d.x_train.shape),
             "x_test": list(d.x_test.shape),
             "task": "classification" if d.is_classification else "regression",
@@ -296,7 +306,7 @@ def result(p: Plan, s: SweepState, *, wall_seconds: float | None = None) -> Swee
 
 def run(
     configs: Grid | Sequence[Config],
-    data: Dataset | Sequence[Dataset],
+    data: Dataset | Stream | Sequence[Dataset] | Sequence[Stream],
     *,
     steps: int | None = None,
     model: MLPSpec | CNNSpec | None = None,
@@ -309,6 +319,7 @@ def run(
     strategy: str = "auto",
     map_batch_size: int | None = None,
     intervention: Intervention | None = None,
+    feature_rank: bool = False,
     options: Options | None = None,
     checkpoint_dir: str | None = None,
     checkpoint_every: int = 1,
@@ -359,9 +370,11 @@ def run(
       configs: a :class:`Grid` or a list of :class:`Config`.
       data: a :class:`relujax.data.Dataset` (integer labels: classification with softmax
         cross-entropy; float targets ``[n, d]``: regression with mean squared error), or a
-        list of data sets of equal shapes indexed by ``Config.data``.
+        list of data sets of equal shapes indexed by ``Config.data``; or a :class:`Stream`
+        (online data: minibatches and evaluation sets that change with the step) or a list
+        of streams, which adds ``online_loss`` (and ``online_accuracy``) to the metrics.
       steps: training steps per configuration (see :class:`Options` for this and the
-        following nine).
+        following ten).
       model: :class:`MLPSpec` (default: three hidden layers of 256) or :class:`CNNSpec`.
       optimizer: an :class:`OptimizerSpec` or a name of ``sweep.optimizers.names()``.
       batch_size: minibatch size.
@@ -372,6 +385,7 @@ def run(
       strategy: ``"vmap"``, ``"map"`` or ``"auto"``.
       map_batch_size: with ``"map"``, vmap over this many configurations at a time.
       intervention: a per-step :class:`Intervention`, or None.
+      feature_rank: also record the effective rank of each layer's probe features.
       options: all of the above as an :class:`Options`.
       checkpoint_dir: directory for orbax checkpoints (needs the ``orbax-checkpoint``
         package, in relujax's ``experiments`` extra); None disables them.
@@ -413,6 +427,7 @@ def run(
         strategy=strategy,
         map_batch_size=map_batch_size,
         intervention=intervention,
+        feature_rank=feature_rank,
     )
     if options is None:
         if steps is None:

@@ -15,9 +15,15 @@ from relujax import analysis
 from relujax.schedules import ScheduleBatch
 from relujax.sweep._intervention import Intervention, StepContext
 from relujax.sweep._spec import OptimizerSpec
+from relujax.sweep._stream import Stream, select
 
 #: Per-evaluation scalar metrics (classification adds ``test_accuracy``).
 SCALARS = ("train_loss", "test_loss", "test_accuracy", "lr")
+#: Scalars of a sweep on a :class:`~relujax.sweep.Stream`: the mean minibatch loss (and
+#: accuracy, classification only) of the updates of each evaluation interval, NaN at step 0.
+ONLINE = ("online_loss", "online_accuracy")
+#: Per-layer metrics recorded with ``Options(feature_rank=True)``, shape ``[layers]``.
+RANKS = ("effective_rank",)
 #: Per-evaluation, per-layer metrics, shape ``[layers]``.
 LAYERED = (
     "dead_fraction",
@@ -168,6 +174,10 @@ class Trainer(NamedTuple):
       classification: whether targets are labels.
       intervention: the per-step intervention, or None.
       layers: number of activation sites (hidden layers).
+      feature_rank: whether to record the effective rank of each layer's probe features.
+
+    ``data`` is a :class:`Data` of fixed arrays or stacked :class:`Stream` s (then
+    ``hp["data"]`` selects the configuration's stream and the online metrics are recorded).
     """
 
     graphdef: nnx.GraphDef
@@ -180,17 +190,25 @@ class Trainer(NamedTuple):
     classification: bool
     intervention: Intervention | None = None
     layers: int = 1
+    feature_rank: bool = False
 
     def optax(self, hp: dict[str, Any]) -> optax.GradientTransformation:
         """The configuration's optimizer: ``optimizer.build(its schedule)``."""
         return self.optimizer.build(self.schedules.select(hp["schedule"]))
 
-    def train_step(self, state: RunState, step: Array, hp, keys: Keys, data: Data):
-        """One update (and the intervention); a non-finite loss freezes the configuration."""
+    def train_step(self, state: RunState, step: Array, hp, keys: Keys, data: Data | Stream):
+        """One update (and the intervention); a non-finite loss freezes the configuration.
+
+        Returns the new state and ``(loss, accuracy)`` of the step's minibatch before the
+        update (accuracy NaN for regression).
+        """
         apply = make_apply(self.graphdef)
         d = hp["data"]
-        idx = sample_batch(keys.data, step, data.x_train.shape[1], self.batch_size)
-        x, y = data.x_train[d, idx], data.y_train[d, idx]
+        if isinstance(data, Data):
+            idx = sample_batch(keys.data, step, data.x_train.shape[1], self.batch_size)
+            x, y = data.x_train[d, idx], data.y_train[d, idx]
+        else:
+            x, y = select(data, d).batch(keys.data, step, self.batch_size)
         stats_needed = self.intervention is not None and self.intervention.needs_stats
 
         def objective(params):
@@ -198,9 +216,15 @@ class Trainer(NamedTuple):
                 (out, new_rest), stats = analysis.with_stats(apply)(params, state.rest, x)
             else:
                 (out, new_rest), stats = apply(params, state.rest, x), None
-            return loss_fn(out, y), (new_rest, stats)
+            return loss_fn(out, y), (new_rest, stats, out)
 
-        (loss, (new_rest, stats)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (loss, (new_rest, stats, outputs)), grads = jax.value_and_grad(objective, has_aux=True)(
+            state.params
+        )
+        if self.classification:
+            accuracy = jnp.mean((jnp.argmax(outputs, axis=-1) == y).astype(jnp.float32))
+        else:
+            accuracy = jnp.float32(jnp.nan)
         updates, new_opt = self.optax(hp).update(grads, state.opt_state, state.params)
         new_params = optax.apply_updates(state.params, updates)
         new_istate = state.intervention
@@ -233,15 +257,18 @@ class Trainer(NamedTuple):
             keep(new_istate, state.intervention),
             state.initial,
         )
-        return new_state, loss
+        return new_state, (loss, accuracy)
 
-    def evaluate(self, state: RunState, step: Array, hp, data: Data) -> dict[str, Array]:
+    def evaluate(self, state: RunState, step: Array, hp, data: Data | Stream) -> dict[str, Array]:
         """Metrics at ``step``: probe loss and unit statistics, test loss/accuracy, LR."""
         apply = make_apply(self.graphdef)
         d = hp["data"]
-        x_probe, y_probe, x_test, y_test = (
-            a[d] for a in (data.x_probe, data.y_probe, data.x_test, data.y_test)
-        )
+        if isinstance(data, Data):
+            x_probe, y_probe, x_test, y_test = (
+                a[d] for a in (data.x_probe, data.y_probe, data.x_test, data.y_test)
+            )
+        else:
+            x_probe, y_probe, x_test, y_test = select(data, d).evaluation(step)
         (probe_out, _), stats = analysis.with_stats(apply)(state.params, state.rest, x_probe)
         test_out, _ = apply(state.params, state.rest, x_test)
         grads = jax.grad(lambda p: loss_fn(apply(p, state.rest, x_probe)[0], y_probe))(state.params)
@@ -255,22 +282,30 @@ class Trainer(NamedTuple):
             out["test_accuracy"] = jnp.mean(hits.astype(jnp.float32))
         out.update(layer_metrics(stats, self.dormant_tau))
         out.update(weight_metrics(state.params, state.initial, grads, self.layers))
+        if self.feature_rank:
+            out.update(rank_metrics(apply, state.params, state.rest, x_probe))
         if self.intervention is not None:
             for name, value in self.intervention.metrics(state.intervention).items():
                 out[name] = jnp.asarray(value, jnp.float32)
         return out
 
-    def chunk(self, state: RunState, hp, keys: Keys, start: Array, data: Data):
+    def chunk(self, state: RunState, hp, keys: Keys, start: Array, data: Data | Stream):
         """``chunk_steps`` steps from ``start`` with an evaluation every ``eval_every``.
 
         Returns the new state and metrics with a leading axis of ``chunk_steps / eval_every
         + 1`` evaluations: at ``start`` (computed only when ``start == 0``, NaN otherwise),
-        then after each interval.
+        then after each interval. On a stream the online metrics of each interval join its
+        evaluation (NaN for the one at ``start``, which follows no interval of this chunk).
         """
         n_intervals = self.chunk_steps // self.eval_every
+        online = not isinstance(data, Data)
 
         def initial():
-            return self.evaluate(state, start, hp, data)
+            out = self.evaluate(state, start, hp, data)
+            if online:
+                nan = jnp.full((1,), jnp.nan, jnp.float32)
+                out.update(self._online((nan, nan)))
+            return out
 
         shapes = jax.eval_shape(initial)
         first = lax.cond(
@@ -285,9 +320,27 @@ class Trainer(NamedTuple):
             def step(c, i):
                 return self.train_step(c, begin + i, hp, keys, data)
 
-            carry, _ = lax.scan(step, carry, jnp.arange(self.eval_every, dtype=jnp.int32))
-            return carry, self.evaluate(carry, begin + self.eval_every, hp, data)
+            carry, per_step = lax.scan(step, carry, jnp.arange(self.eval_every, dtype=jnp.int32))
+            out = self.evaluate(carry, begin + self.eval_every, hp, data)
+            if online:
+                out.update(self._online(per_step))
+            return carry, out
 
         state, later = lax.scan(interval, state, jnp.arange(n_intervals, dtype=jnp.int32))
         metrics = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, later)
         return state, metrics
+
+    def _online(self, per_step: tuple[Array, Array]) -> dict[str, Array]:
+        """``online_loss`` (and ``online_accuracy``): means over an interval's updates."""
+        loss, accuracy = per_step
+        out = {"online_loss": jnp.mean(loss)}
+        if self.classification:
+            out["online_accuracy"] = jnp.mean(accuracy)
+        return out
+
+
+def rank_metrics(apply: Callable, params: Any, rest: Any, x_probe: Array) -> dict[str, Array]:
+    """Per layer, the effective rank (:func:`relujax.analysis.effective_rank`) of the
+    ``(probe examples, units)`` matrix of the layer's activations, ``[layers]``."""
+    feats = analysis.features(lambda x: apply(params, rest, x)[0], x_probe)
+    return {"effective_rank": jnp.stack([analysis.effective_rank(f) for f in feats.values()])}
