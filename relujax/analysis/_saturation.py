@@ -20,9 +20,8 @@ from relujax.analysis._model_stats import ModelStats
 from relujax.analysis._select import Selector, select
 
 #: The bounded activations by site name, with where each saturates: from the descriptors
-#: (:attr:`relujax.activations.Activation.saturation`). jax.nn's ``hard_tanh`` and ``relu6``
-#: are seen under the same names. ``jax.nn.hard_sigmoid`` is seen as the ``relu6`` inside it
-#: (on ``x + 3``), so only its upper flat region counts.
+#: (:attr:`relujax.activations.Activation.saturation`). jax.nn's ``hard_tanh``, ``hard_sigmoid``
+#: and ``relu6`` are jitted under the same names and are counted the same way.
 SATURATION: dict[str, Saturation] = {
     d.name: d.saturation for d in DESCRIPTORS if d.saturation is not None
 }

@@ -107,6 +107,11 @@ def test_jax_nn_names_rank4_and_layers_in_a_scan():
     z = np.asarray(x).reshape(-1, 3)
     np.testing.assert_allclose(sat["hard_tanh_0"].fraction, (np.abs(z) >= 1).mean(0), rtol=1e-6)
     np.testing.assert_array_equal(sat["relu6_0"].fraction, [0.0, 0.0, 0.0])  # at most 4
+    # jax.nn.hard_sigmoid is jitted under relujax's name: both bounds, kinks included.
+    _, sat = analysis.with_saturation(jax.nn.hard_sigmoid)(
+        jnp.array([[-4.0], [3.0], [0.0], [-3.0]])
+    )
+    np.testing.assert_array_equal(sat["hard_sigmoid_0"].fraction, [0.75])
 
     ws = jnp.stack([jnp.eye(2) * 10.0, jnp.eye(2) * 0.1])  # layer 0 saturates, layer 1 not
 
