@@ -83,7 +83,7 @@ def test_hand_counts_with_kinks_nan_and_inf():
 
 def test_layer_level_fractions_units_and_monoid():
     x = jnp.array([[-2.0, 0.5, 3.0], [2.0, 0.0, 0.99], [1.0, -0.2, -1.0], [-1.0, 0.9, 0.2]])
-    f = analysis.with_saturation(relujax.hard_tanh)
+    f = jax.jit(analysis.with_saturation(relujax.hard_tanh))
     s = f(x)[1]["hard_tanh_0"]
     # Per unit: [4/4, 0/4, 2/4] saturated (3 and the kink -1); unit 0 on every sample.
     np.testing.assert_allclose(s.fraction, [1.0, 0.0, 0.5])
