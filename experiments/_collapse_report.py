@@ -39,6 +39,7 @@ def _row(cell: dict[str, Any], a: int, init: str) -> dict[str, Any]:
         "born_dead": cs.wilson(int(born.sum()), n).to_dict(),
         "collapsed": cs.wilson(int(coll.sum()), n).to_dict(),
         "collapsed_in_training": cs.wilson(int((coll & ~born).sum()), n).to_dict(),
+        "fitted": cs.wilson(int(cell["fitted"][a].sum()), n).to_dict(),
         "exactly_constant": float(cell["exactly_constant"][a].mean()),
         "collapsed_at_1e-2": float((cell["relative_variance"][a] <= 1e-2).mean()),
         "born_dead_not_collapsed": int((born & ~coll).sum()),
@@ -60,6 +61,7 @@ def summarize(scale: Any, cells: dict[str, dict[str, Any]], *, inits: Sequence[s
             "n_grid": scale.n_grid,
             "trainings": scale.trainings,
             "threshold": cs.THRESHOLD,
+            "fit": cs.FIT,
         },
         "paper": PAPER,
         "cells": {},
@@ -69,12 +71,15 @@ def summarize(scale: Any, cells: dict[str, dict[str, Any]], *, inits: Sequence[s
         he, rai = (_stats.Interval.from_dict(rows[i]["collapsed"]) for i in inits)
         he0, rai0 = (_stats.Interval.from_dict(rows[i]["born_dead"]) for i in inits)
         diff, diff0 = cs.difference(he, rai), cs.difference(he0, rai0)
+        he_fit, rai_fit = (_stats.Interval.from_dict(rows[i]["fitted"]) for i in inits)
+        diff_fit = cs.difference(rai_fit, he_fit)
         lo, hi = bounds(cell["width"], cell["depth"])
         gap = np.abs(cell["grid_mse"] - cell["sweep_test_loss"])
         final_dead = cell["dead_layer"][:, :, -1]
         claims = {
             "rai_collapses_less_after_training": _stats.verdict(diff),
             "rai_born_dead_less": _stats.verdict(diff0),
+            "rai_fits_more": _stats.verdict(diff_fit),
             **{
                 f"training_collapses_live_{LABELS[i]}_nets": _stats.verdict(
                     _stats.Interval.from_dict(rows[i]["collapsed_in_training"])
@@ -91,6 +96,7 @@ def summarize(scale: Any, cells: dict[str, dict[str, Any]], *, inits: Sequence[s
             "steps": [int(s) for s in cell["steps"]],
             "inits": rows,
             "difference_he_minus_rai": {"collapsed": diff.to_dict(), "born_dead": diff0.to_dict()},
+            "difference_rai_minus_he_fitted": diff_fit.to_dict(),
             "he_born_dead_bounds": [lo, hi],
             "claims": claims,
             "checks": {
@@ -119,7 +125,6 @@ def table(summary: dict) -> str:
     for cell in summary["cells"].values():
         for init, r in cell["inits"].items():
             paper = summary["paper"]["collapse"].get(init)
-            mse = r["live_mse_median"]
             rows.append([
                 f"{cell['width']} x {cell['depth']}",
                 LABELS[init],
@@ -128,7 +133,7 @@ def table(summary: dict) -> str:
                 _ref(r["reference_born_dead"]),
                 _pct(r["collapsed"]),
                 _pct(r["collapsed_in_training"]),
-                "n/a" if mse is None else f"{mse:.2g}",
+                _pct(r["fitted"]),
                 "not found" if paper is None else f"{100 * paper:.1f}%",
             ])  # fmt: skip
     header = (
@@ -139,7 +144,7 @@ def table(summary: dict) -> str:
         "born dead (born_dead_probability)",
         "collapsed after training",
         "collapsed in training",
-        "grid MSE of the rest (median)",
+        "fitted |x|",
         "paper",
     )
     return _common.markdown_table(header, rows)
@@ -157,6 +162,8 @@ def claims(summary: dict) -> str:
             f"{_pct(d['collapsed'])}, Newcombe 95% interval).",
             f"- RAI is born dead less often than He ({where}): **{c['rai_born_dead_less']}** "
             f"(He - RAI {_pct(d['born_dead'])}).",
+            f"- RAI fits |x| more often than He ({where}): **{c['rai_fits_more']}** (RAI - He "
+            f"{_pct(cell['difference_rai_minus_he_fitted'])}).",
             f"- Training collapses nets alive at initialization ({where}): He "
             f"**{c['training_collapses_live_He_nets']}**, RAI "
             f"**{c['training_collapses_live_RAI_nets']}**.",
@@ -164,6 +171,23 @@ def claims(summary: dict) -> str:
             f"**{c['born_dead_nets_stay_collapsed']}**.",
         ]
     return "\n".join(lines)
+
+
+def live_loss(summary: dict) -> str:
+    """One line per cell: the final grid MSE of the nets that did not collapse."""
+    lines = []
+    for cell in summary["cells"].values():
+        parts = [
+            f"{LABELS[i]} median {r['live_mse_median']:.2g}, mean "
+            f"{_stats.Interval.from_dict(r['live_mse']).num(3)} ({r['live_mse']['n']} nets)"
+            for i, r in cell["inits"].items()
+            if r["live_mse_median"] is not None
+        ]
+        lines.append(
+            f"Final grid MSE of the nets that did not collapse (width {cell['width']}, depth "
+            f"{cell['depth']}; target variance 0.25): " + "; ".join(parts) + "."
+        )
+    return "\n\n".join(lines)
 
 
 def setting(summary: dict) -> str:
@@ -175,7 +199,9 @@ def setting(summary: dict) -> str:
         f"independent trainings per initializer (He normal with zero bias; RAI). Collapsed: "
         f"output variance on {sz['n_grid']} grid points at most {sz['threshold']:g} of the "
         "target's; born dead: exactly constant at initialization. Fractions with 95% Wilson "
-        "intervals; 'collapsed in training': alive at initialization, constant after. "
+        "intervals; 'collapsed in training': alive at initialization, constant after; "
+        f"'fitted': grid MSE at most {sz['fit']:g} of the target's variance (the rest mostly "
+        "fit one side of |x| only). "
         "Training settings are our assumptions: the papers' could not be retrieved "
         "(see summary.json, paper.note)."
     )
@@ -183,7 +209,7 @@ def setting(summary: dict) -> str:
 
 def readme_block(summary: dict) -> str:
     """The README's generated block: setting, table and claims."""
-    return "\n\n".join([setting(summary), table(summary), claims(summary)])
+    return "\n\n".join([setting(summary), table(summary), live_loss(summary), claims(summary)])
 
 
 def markdown(summary: dict, scale: str, figure: str) -> str:
@@ -226,10 +252,12 @@ def figure(out: Any, summary: dict, cells: dict[str, dict[str, Any]], *, inits) 
         f"width {cell['width']}, depth {cell['depth']}: collapse during training", fontsize=10
     )
     ax.grid(alpha=0.3)
-    bins = np.linspace(-12, 1, 53)
+    bins = np.linspace(-13, 1, 57)
     for a, init in enumerate(inits):
-        rv = np.log10(np.clip(cell["relative_variance"][a], 1e-12, None))
-        bx.hist(rv, bins=bins, alpha=0.5, label=LABELS[init], color=f"C{a}")
+        rv = np.log10(np.clip(np.asarray(cell["relative_variance"][a], np.float64), 1e-12, None))
+        zero = int(np.sum(cell["exactly_constant"][a]))
+        label = f"{LABELS[init]} ({zero} exactly constant, at -12)"
+        bx.hist(rv, bins=bins, alpha=0.5, label=label, color=f"C{a}")
     bx.axvline(np.log10(cs.THRESHOLD), color="k", ls="--", lw=1, label="collapse threshold")
     bx.set_xlabel("log10 relative output variance after training (clipped at -12)")
     bx.set_ylabel("nets")

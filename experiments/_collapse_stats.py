@@ -27,6 +27,8 @@ from experiments._stats import Interval
 
 #: Relative output variance at or below which a trained net counts as collapsed.
 THRESHOLD = 1e-3
+#: Grid MSE, relative to the target's variance, at or below which a net has fitted it.
+FIT = 1e-2
 #: Two-sided normal quantile of the 95% intervals.
 Z95 = 1.959963984540054
 
@@ -74,13 +76,15 @@ def _per_net(stacked: Any, grid: jax.Array, target: jax.Array) -> dict[str, jax.
             "relative_variance": jnp.var(out) / jnp.var(target),
             "constant": born_dead(p, grid),
             "grid_mse": jnp.mean(jnp.square(out - target)),
+            "relative_mse": jnp.mean(jnp.square(out - target)) / jnp.var(target),
         }
 
     return jax.vmap(one)(stacked)
 
 
 def per_net(stacked: Any, grid: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
-    """For params stacked on a leading axis: relative variance, born-dead flag, grid MSE."""
+    """For params stacked on a leading axis: relative variance, born-dead flag, grid MSE and
+    grid MSE relative to the target's variance."""
     g, t = jnp.asarray(grid, jnp.float32), jnp.asarray(target, jnp.float32)
     return {k: np.asarray(v) for k, v in _per_net(stacked, g, t).items()}
 

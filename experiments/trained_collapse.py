@@ -24,10 +24,12 @@ staged API: the initial parameters are read from :func:`relujax.sweep.initial_st
 Measured per net, on a grid of 1024 evenly spaced points of the box: *born dead* (at
 initialization the last hidden layer is one point on the grid, so the net is exactly
 constant and stays so), *collapsed* after training (output variance over the grid at most
-``THRESHOLD`` = 1e-3 of the target's), and the grid MSE. Fractions carry 95% Wilson
-intervals (the trainings are independent); the He-RAI difference a Newcombe interval, from
-which the claims are stated. The sweep's own per-layer dead fraction on the training points
-gives the collapsed fraction (a layer dead on every point) at every evaluation.
+``THRESHOLD`` = 1e-3 of the target's), and the grid MSE (*fitted*: at most ``FIT`` = 1e-2
+of the target's variance; the nets neither collapsed nor fitted mostly fit one side only).
+Fractions carry 95% Wilson intervals (the trainings are independent); the He-RAI differences
+Newcombe intervals, from which the claims are stated. The sweep's own per-layer dead
+fraction on the training points gives the exactly-constant fraction (a layer dead on every
+point) at every evaluation.
 
 Outputs: ``results.json``, ``summary.json``, ``summary.md``, ``trained_collapse.png``.
 """
@@ -161,6 +163,7 @@ def train(scale: Scale, width: int, depth: int, seeds: Sequence[int]) -> dict[st
     out = {k: np.asarray(v).reshape(shape + np.asarray(v).shape[1:]) for k, v in out.items()}
     out["steps"] = np.asarray(res.steps)
     out["collapsed"] = out["relative_variance"] <= cs.THRESHOLD
+    out["fitted"] = trained["relative_mse"].reshape(shape) <= cs.FIT
     return out
 
 

@@ -113,6 +113,7 @@ def test_quick_run_files_and_invariants(quick):
             assert row["collapsed"] == cs.wilson(k, n).to_dict()
             assert row["born_dead_not_collapsed"] == 0
             assert np.all(cell["collapsed"][a] >= cell["born_dead"][a])
+            assert not np.any(cell["collapsed"][a] & cell["fitted"][a])  # fitted: variance ~ 1
             # the sweep's dead-layer flag at step 0 is born-dead on the training points
             assert np.array_equal(cell["dead_layer"][a][:, 0], cell["born_dead"][a])
         # independent forward pass = the sweep's own test loss on the same grid
