@@ -5,11 +5,16 @@ For an MLP 784-1024-1024-1024-10 and a small CNN (relujax.nn, ReLU), over 32 bat
 * collect: time(analysis.collect(model, batches)) / time(jitted forward over the same
   batches), for the default statistics and for moments=False (counts, firing and E|h| only),
   both as a Python loop of one jitted call per batch, compile excluded (each is run once before
-  timing; collect reuses its compiled step across calls);
+  timing; collect reuses its traced program and compiled step across calls). The default
+  sub_batch="auto" evaluates a batch in blocks of samples where the model is proved
+  per-sample and a site holds >= 4 MiB (the CNN: blocks of 8); sub_batch=None reduces each
+  batch whole (the MLP is never blocked, so its two rows are the same program);
 * floor: the same forward pass plus ONE per-unit sum of every site's output, in one jitted
   program, unblocked and blocked (1 MiB blocks, relujax.analysis._reduce): no statistics can
   cost less than reading each activation once. Each collect time is also given as a ratio to
-  the cheaper of the two floors;
+  the cheaper of the two floors. Also the forward pass alone and the floor on sub-batches
+  (lax.scan over the blocks that collect's "auto" chooses), the references of the blocked
+  collect;
 * train step: one jitted Adam step (optax, cross-entropy) whose loss is wrapped in
   analysis.with_stats (statistics returned from jax.grad's aux), over the plain step, for both
   moment settings.
@@ -28,6 +33,7 @@ The last line reads exactly:
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import time
@@ -71,6 +77,27 @@ def models(batch: int) -> dict[str, tuple[nnx.Module, tuple[int, ...]]]:
     return {"mlp": (mlp, (batch, 784)), "cnn": (cnn, (batch, 28, 28, 1))}
 
 
+def auto_block(model: nnx.Module, x: jax.Array) -> int | None:
+    """The block size collect's sub_batch="auto" picks for this model and batch on CPU."""
+    from relujax.analysis import _blocks, _collect
+
+    sites = analysis.find_sites(model, x)
+    largest = max(math.prod(s.shape) * 4 for s in sites)
+    if largest < _collect.AUTO_MIN_BYTES:
+        return None
+    return _blocks.choose(x.shape[0], -(-largest // x.shape[0]), _reduce.BLOCK_BYTES)
+
+
+def sub_batched(fn: Callable[..., Any], size: int) -> Callable[..., Any]:
+    """``fn(state, x)`` run on blocks of ``size`` samples of ``x`` under ``lax.scan``."""
+
+    def run(state, x):
+        blocks = x.reshape(-1, size, *x.shape[1:])
+        return lax.scan(lambda c, b: (c, fn(state, b)), None, blocks)[1]
+
+    return jax.jit(run)
+
+
 def floor_fn(apply: Callable[..., Any], state: Any, x: jax.Array, blocked: bool):
     """The jitted forward pass plus one per-unit sum of each activation's output.
 
@@ -107,7 +134,7 @@ def floor_fn(apply: Callable[..., Any], state: Any, x: jax.Array, blocked: bool)
                 sums.append(total(lax.stop_gradient(outs[0])))
         return [read(v) for v in closed.jaxpr.outvars], sums
 
-    return jax.jit(run)
+    return run
 
 
 def train_steps(graphdef, state, moments: bool):
@@ -167,7 +194,8 @@ def overhead(
         return nnx.merge(graphdef, state)(x)
 
     forward = jax.jit(apply)
-    floors = {b: floor_fn(apply, state, batches[0], b) for b in (False, True)}
+    floors = {b: jax.jit(floor_fn(apply, state, batches[0], b)) for b in (False, True)}
+    size = auto_block(model, batches[0])
     opt_state, plain, observed = train_steps(graphdef, state, True)
     _, _, observed_cheap = train_steps(graphdef, state, False)
 
@@ -183,23 +211,34 @@ def overhead(
 
         return run
 
-    t = measure(
+    runs = {
+        "forward": loop(forward),
+        "floor": loop(floors[False]),
+        "floor (blocked)": loop(floors[True]),
+    }
+    if size is not None:
+        part = floor_fn(apply, state, batches[0][:size], False)
+        runs[f"forward (blocks of {size})"] = loop(sub_batched(apply, size))
+        runs[f"floor (blocks of {size})"] = loop(sub_batched(part, size))
+    runs.update(
         {
-            "forward": loop(forward),
-            "floor": loop(floors[False]),
-            "floor (blocked)": loop(floors[True]),
             "collect": lambda: analysis.collect(model, batches),
             "collect(moments=False)": lambda: analysis.collect(model, batches, moments=False),
+            "collect(sub_batch=None)": lambda: analysis.collect(model, batches, sub_batch=None),
+            "collect(moments=False, sub_batch=None)": lambda: analysis.collect(
+                model, batches, moments=False, sub_batch=None
+            ),
             "train step": steps(plain),
             "train step + with_stats": steps(observed),
             "train step + with_stats(moments=False)": steps(observed_cheap),
-        },
-        repeats,
+        }
     )
+    t = measure(runs, repeats)
     floor = min(t["floor"], t["floor (blocked)"])
+    print(f"  collect's sub_batch='auto' block: {size} samples" if size else "  not blocked")
     for name, v in t.items():
         line = f"  {name:40s} {v * 1e3:9.1f} ms"
-        if name.startswith(("floor", "collect")):
+        if name.startswith(("floor", "collect")) or name.startswith("forward ("):
             line += f"   / forward {v / t['forward']:5.2f}x"
         if name.startswith("collect"):
             line += f"   / floor {v / floor:5.2f}x"
@@ -209,6 +248,8 @@ def overhead(
     return {
         "collect": t["collect"] / t["forward"],
         "cheap": t["collect(moments=False)"] / t["forward"],
+        "whole": t["collect(sub_batch=None)"] / t["forward"],
+        "whole cheap": t["collect(moments=False, sub_batch=None)"] / t["forward"],
         "floor": floor / t["forward"],
         "step": t["train step + with_stats"] / t["train step"],
         "step cheap": t["train step + with_stats(moments=False)"] / t["train step"],
@@ -246,7 +287,12 @@ def main() -> None:
         mem = {n: scan_temp_bytes(model, shape, n) for n in (8, 32)}
         print(f"  scan temp bytes: 8 batches {mem[8]}, 32 batches {mem[32]}")
     print(f"load average after: {load()}")
-    for key, label in (("cheap", "collect(moments=False)"), ("floor", "floor")):
+    for key, label in (
+        ("cheap", "collect(moments=False)"),
+        ("whole", "collect(sub_batch=None)"),
+        ("whole cheap", "collect(moments=False, sub_batch=None)"),
+        ("floor", "floor"),
+    ):
         print(f"{label} / forward: mlp {r['mlp'][key]:.2f}x, cnn {r['cnn'][key]:.2f}x")
     print(
         f"train step with_stats(moments=False): mlp {r['mlp']['step cheap']:.2f}x, "

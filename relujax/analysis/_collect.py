@@ -89,6 +89,7 @@ class _Threaded:
 
     pure: Callable[..., Any]
     state: list[Any]
+    key: Any = None  # identifies the traced program (graph, static leaves, array types)
 
 
 def _threaded(fn: Any) -> _Threaded | None:
@@ -113,7 +114,10 @@ def _threaded(fn: Any) -> _Threaded | None:
             )
         return out, [new_leaves[k] for k in where]
 
-    return _Threaded(pure=pure, state=[leaves[k] for k in where])
+    state = [leaves[k] for k in where]
+    static = tuple(None if k in where else leaf for k, leaf in enumerate(leaves))
+    types = tuple((leaf.shape, leaf.dtype) for leaf in state)
+    return _Threaded(pure=pure, state=state, key=(graphdef, treedef, static, types))
 
 
 def _acts(activations: Collection[str] | None) -> Collection[str]:
@@ -456,30 +460,70 @@ def _cached(key: Any, make: Callable[[], Callable[..., Any]]) -> Callable[..., A
     return fn
 
 
+class _Program(NamedTuple):
+    """A traced, site-selected collect step: what is reused across calls of :func:`collect`."""
+
+    consts: list[Any]
+    sites: tuple[tuple[str, int], ...]  # (name, units) of the selected sites, in call order
+    key: Any  # identifies the jitted step in _STEPS
+    step: Callable[..., Any]
+
+
+_PROGRAMS: collections.OrderedDict[Any, _Program] = collections.OrderedDict()
+
+
 def _prepare(fn, threaded: _Threaded | None, spec_batch, o: _Options):
     """Traces ``fn``; returns (consts, initial stats, initial state, cache key, step).
 
     ``step(consts, stats, state, batch_leaves) -> (stats, state)``; ``state`` is the NNX
     module's array state (``[]`` for a plain function). With sub-batching (see
-    :func:`_sub_batch`) the step scans over blocks of the batch.
+    :func:`_sub_batch`) the step scans over blocks of the batch. An NNX module's program is
+    traced once per graph, state types, batch types and options (as ``nnx.jit`` caches on the
+    graph): its parameters are arguments of the step, so calling ``collect`` again after
+    training steps reuses it. A plain function is traced at every call, since arrays it
+    closes over enter its program as constants.
     """
-    traced = _trace_batch(fn, threaded, spec_batch, o)
+    program = None
+    key = None
+    if threaded is not None:
+        options = (o.activations, o.moments, o.loops, o.sub_batch, jax.default_backend())
+        selectors = tuple(repr(v) for v in (o.sites, o.exclude, o.unit_axis))
+        key = (threaded.key, _signature(spec_batch), options, selectors)
+        try:
+            program = _PROGRAMS.get(key)
+        except TypeError:  # an unhashable static leaf or option: trace every time
+            key = None
+    if program is None:
+        program = _program(fn, threaded, spec_batch, o)
+        if key is not None:
+            _PROGRAMS[key] = program
+            while len(_PROGRAMS) > _STEPS_MAX:
+                _PROGRAMS.popitem(last=False)
+    else:
+        _PROGRAMS.move_to_end(key)
     state: list[Any] = [] if threaded is None else threaded.state
-    chosen = select(traced.plan.sites, o.sites, o.exclude)
-    names = [s.name for s in chosen]
+    names = [name for name, _ in program.sites]
     init = o.init
     if init is None:
-        carry = ModelStats((s.name, UnitStats.empty(s.units)) for s in chosen)
+        carry = ModelStats((name, UnitStats.empty(units)) for name, units in program.sites)
     else:
         if not isinstance(init, ModelStats) or sorted(init) != sorted(names):
             got = list(init) if isinstance(init, ModelStats) else type(init).__name__
             raise ValueError(f"init must be a ModelStats with sites {names}, got {got}.")
-        for s in chosen:
-            if init[s.name].units != s.units:
+        for name, units in program.sites:
+            if init[name].units != units:
                 raise ValueError(
-                    f"init[{s.name!r}] has {init[s.name].units} units; the site has {s.units}."
+                    f"init[{name!r}] has {init[name].units} units; the site has {units}."
                 )
         carry = ModelStats((n, init[n]) for n in names)
+    return program.consts, carry, state, program.key, program.step
+
+
+def _program(fn, threaded: _Threaded | None, spec_batch, o: _Options) -> _Program:
+    traced = _trace_batch(fn, threaded, spec_batch, o)
+    chosen = select(traced.plan.sites, o.sites, o.exclude)
+    names = [s.name for s in chosen]
+    sites = tuple((s.name, s.units) for s in chosen)
     block = _sub_batch(fn, threaded, spec_batch, o, traced, chosen)
     size = 0
     if block is not None:
@@ -497,7 +541,7 @@ def _prepare(fn, threaded: _Threaded | None, spec_batch, o: _Options):
     layout = tuple((s.key.name, s.axis, s.stack) for s in slots)
     key = (str(plan.jaxpr), tuple((s.name, s.shape) for s in chosen), layout, o.moments)
     wanted = set(names)
-    n_state = len(state)
+    n_state = 0 if threaded is None else len(threaded.state)
 
     def step(consts, stats, state, leaves):
         acc: dict[str, UnitStats] = {}
@@ -507,14 +551,14 @@ def _prepare(fn, threaded: _Threaded | None, spec_batch, o: _Options):
         return stats.merge(ModelStats(_capture.views(slots, acc, wanted))), state
 
     if block is None:
-        return consts, carry, state, key, step
+        return _Program(consts, sites, key, step)
 
     def blocked(consts, stats, state, leaves):
         parts = [leaf.reshape(-1, size, *leaf.shape[1:]) for leaf in leaves]
-        body = lambda c, b: (step(consts, c[0], c[1], b), None)  # noqa: E731
+        body = lambda c, b: (step(consts, c[0], c[1], b), None)
         return lax.scan(body, (stats, state), parts)[0]
 
-    return consts, carry, state, ("blocks", size, *key), blocked
+    return _Program(consts, sites, ("blocks", size, *key), blocked)
 
 
 def _trace_batch(fn, threaded: _Threaded | None, spec_batch, o: _Options) -> _capture.Traced:

@@ -192,3 +192,21 @@ def test_sub_batch_validation():
         analysis.collect(cnn, XS, sub_batch=2.0)
     with pytest.raises(ValueError, match="share one"):  # leading sizes 8 and 4
         analysis.collect(lambda b: cnn(b[0]) + b[1].sum(), [(XS[0], XS[0, :4])], sub_batch=2)
+
+
+def test_nnx_program_reused_across_calls_sees_new_parameters():
+    """collect traces an NNX module once per graph; a second call after the weights change
+    must use the new weights (they are arguments of the cached step, not constants)."""
+    model = relujax.nn.MLP(3, [4], 2, rngs=nnx.Rngs(0))
+    xs = randn(7, 2, 8, 3)
+    first = analysis.collect(model, xs)
+    kernel = model.layers[0].kernel
+    kernel[...] = -kernel[...]  # every pre-activation of the first layer changes sign
+    second = analysis.collect(model, xs)
+    pre = np.asarray(xs).reshape(-1, 3) @ np.asarray(kernel[...]) + np.asarray(
+        model.layers[0].bias[...]
+    )
+    name = next(iter(second))
+    np.testing.assert_array_equal(second[name].firing.to_numpy(), (pre > 0).sum(0))
+    np.testing.assert_allclose(second[name].pre_mean, pre.mean(0), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(first[name].pre_mean, second[name].pre_mean)
