@@ -350,6 +350,24 @@ def collect(
     ``"per_iteration"`` keeps every scan's iterations apart, ``"pooled"`` pools them all.
     ``while`` loops (no static trip count) always pool.
 
+    **Sub-batches.** On CPU a large activation is written to memory and read back by every
+    statistic; evaluated on a block of a few samples it stays in cache. With ``sub_batch=s``
+    each batch runs as a ``lax.scan`` over blocks of ``s`` samples, and the blocks' statistics
+    merge with the monoid: counts are exact and the other fields equal the whole batch's to
+    float32 rounding. That is the same only for a *per-sample* model, whose outputs for a
+    sample depend on that sample alone: not BatchNorm in training mode (batch statistics),
+    not dropout or other random draws shaped like the batch, not a model that uses the batch
+    size as a number. ``collect`` proves it before blocking, from the model's program traced
+    at both batch sizes (``relujax.analysis._blocks``: every operation must
+    keep samples apart, the traces must agree on every constant and parameter, and an NNX
+    module must not update its state), and raises naming the operation that stands in the
+    way. The proof is conservative: an operation it does not know (a gather, a loop over
+    batched values, a sort) refuses, and ``sub_batch=None`` then reduces whole batches. The
+    default ``"auto"`` blocks only on CPU, only batches with a site of at least
+    4 MiB (``AUTO_MIN_BYTES``), in blocks of about 1 MiB of the largest site (a
+    divisor of the batch size), and only when the proof succeeds; otherwise it reduces whole
+    batches, so its results never depend on whether it blocked beyond float rounding.
+
     Statistics are a monoid: ``collect(fn, a).merge(collect(fn, b))`` equals
     ``collect(fn, a + b)``, and ``init=`` continues from earlier statistics (to resume an
     interrupted pass).
@@ -371,14 +389,17 @@ def collect(
       unit_axis: the units' axis of chosen sites: a mapping from site name to axis
         (``{"Net/conv_out/relu_0": 1}``; negative axes count from the end), or a callable
         ``site -> axis or None`` (None keeps the inferred axis).
+      sub_batch: ``"auto"`` (default), ``None`` (whole batches) or a positive int dividing
+        the batch size: samples per block, as described above.
 
     Returns:
       A :class:`ModelStats`, ordered like the sites in ``fn``.
 
     Raises:
       ValueError: when there are no batches, when a batch's shapes differ from the first
-        batch's (the message names the batch index), when ``fn`` has no activation site, or
-        when ``init`` does not match the selected sites.
+        batch's (the message names the batch index), when ``fn`` has no activation site,
+        when ``init`` does not match the selected sites, or when an int ``sub_batch`` does
+        not divide the batch size or the model is not proved per-sample.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -401,6 +422,18 @@ def collect(
       >>> stats = analysis.collect(net, jnp.ones((1, 4, 2)))
       >>> list(stats), stats["relu_0[1]"].dead
       (['relu_0[0]', 'relu_0[1]', 'relu_0[2]'], Array([ True,  True], dtype=bool))
+
+      Blocks of a batch give the whole batch's statistics; a batch-coupled model is refused:
+
+      >>> xs = jnp.arange(-8.0, 8.0).reshape(2, 8, 1)  # 2 batches of 8 samples
+      >>> blocked = analysis.collect(f, xs, sub_batch=2)
+      >>> bool(jnp.allclose(blocked["relu_0"].pre_mean, analysis.collect(f, xs)["relu_0"].pre_mean))
+      True
+      >>> try:
+      ...     analysis.collect(lambda x: f(x - x.mean(0, keepdims=True)), xs, sub_batch=2)
+      ... except ValueError as e:
+      ...     print(str(e).split(": ")[-1])
+      reduce_sum reduces the batch axis. Use sub_batch=None to reduce each batch whole.
     """
     options = _Options(
         sites, exclude, activations, init, moments, _loops(loops), unit_axis, _sub(sub_batch)
