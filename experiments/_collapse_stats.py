@@ -8,10 +8,12 @@ sweep's model (the experiment checks that both agree on the test loss).
 
 A trained net has *collapsed* when it is (numerically) a constant function on the input box:
 the variance of its output over a dense grid, relative to the target's variance there, is at
-most :data:`THRESHOLD`. A net is *born dead* when, at initialization, its last hidden layer
-takes one value on the whole grid (some layer is zero everywhere), the criterion of
-:func:`relujax.analysis.born_dead_probability`; a born-dead net stays constant whatever the
-training, since no gradient reaches the layers before the dead one.
+most :data:`THRESHOLD`. A net is *born dead* when, at initialization, some hidden layer is
+zero on the whole grid: it then stays constant whatever the training, since no gradient
+reaches that layer or the ones before it. (:func:`relujax.analysis.born_dead_probability`
+tests instead whether the last hidden layer takes one value on the grid in float32; in deep
+RAI nets a live layer's variation can fall below float32 resolution, so a few nets pass that
+test and are not dead: training revives them. :func:`float_constant` is that criterion.)
 """
 
 from __future__ import annotations
@@ -38,12 +40,18 @@ def _layers(params: Any) -> list[tuple[Any, Any]]:
     return [(layers[i]["kernel"], layers[i]["bias"]) for i in range(len(layers))]
 
 
-def hidden(params: Any, x: jax.Array) -> jax.Array:
-    """The last hidden layer's activations ``[n, width]`` on inputs ``x`` ``[n, d_in]``."""
-    h = x
+def activations(params: Any, x: jax.Array) -> list[jax.Array]:
+    """Every hidden layer's activations ``[n, width]`` on inputs ``x`` ``[n, d_in]``."""
+    h, out = x, []
     for kernel, bias in _layers(params)[:-1]:
         h = jnp.maximum(h @ kernel + bias[None], 0.0)
-    return h
+        out.append(h)
+    return out
+
+
+def hidden(params: Any, x: jax.Array) -> jax.Array:
+    """The last hidden layer's activations ``[n, width]`` on inputs ``x`` ``[n, d_in]``."""
+    return activations(params, x)[-1]
 
 
 def forward(params: Any, x: jax.Array) -> jax.Array:
@@ -62,8 +70,14 @@ def collapsed(params: Any, grid: jax.Array, target: jax.Array, *, threshold: flo
     return relative_variance(params, grid, target) <= threshold
 
 
-def born_dead(params: Any, grid: jax.Array) -> jax.Array:
-    """Whether the last hidden layer takes one value on the whole grid (exactly constant)."""
+def dead_layer(params: Any, grid: jax.Array) -> jax.Array:
+    """Whether some hidden layer is zero on the whole grid (the net is constant for good)."""
+    return jnp.any(jnp.stack([jnp.all(h == 0.0) for h in activations(params, grid)]))
+
+
+def float_constant(params: Any, grid: jax.Array) -> jax.Array:
+    """Whether the last hidden layer takes one float value on the whole grid (the criterion
+    of :func:`relujax.analysis.born_dead_probability`)."""
     h = hidden(params, grid)
     return jnp.all(jnp.max(h, axis=0) == jnp.min(h, axis=0))
 
@@ -74,7 +88,8 @@ def _per_net(stacked: Any, grid: jax.Array, target: jax.Array) -> dict[str, jax.
         out = forward(p, grid)
         return {
             "relative_variance": jnp.var(out) / jnp.var(target),
-            "constant": born_dead(p, grid),
+            "dead_layer": dead_layer(p, grid),
+            "float_constant": float_constant(p, grid),
             "grid_mse": jnp.mean(jnp.square(out - target)),
             "relative_mse": jnp.mean(jnp.square(out - target)) / jnp.var(target),
         }
@@ -83,8 +98,8 @@ def _per_net(stacked: Any, grid: jax.Array, target: jax.Array) -> dict[str, jax.
 
 
 def per_net(stacked: Any, grid: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray]:
-    """For params stacked on a leading axis: relative variance, born-dead flag, grid MSE and
-    grid MSE relative to the target's variance."""
+    """For params stacked on a leading axis: relative variance, dead-layer and float-constant
+    flags, grid MSE and grid MSE relative to the target's variance."""
     g, t = jnp.asarray(grid, jnp.float32), jnp.asarray(target, jnp.float32)
     return {k: np.asarray(v) for k, v in _per_net(stacked, g, t).items()}
 

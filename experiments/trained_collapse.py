@@ -22,14 +22,14 @@ seeds for both). All trainings run in one compiled program of :mod:`relujax.swee
 staged API: the initial parameters are read from :func:`relujax.sweep.initial_state`).
 
 Measured per net, on a grid of 1024 evenly spaced points of the box: *born dead* (at
-initialization the last hidden layer is one point on the grid, so the net is exactly
-constant and stays so), *collapsed* after training (output variance over the grid at most
+initialization some hidden layer is zero on the whole grid, so the net is constant and
+stays so), *collapsed* after training (output variance over the grid at most
 ``THRESHOLD`` = 1e-3 of the target's), and the grid MSE (*fitted*: at most ``FIT`` = 1e-2
 of the target's variance; the nets neither collapsed nor fitted mostly fit one side only).
 Fractions carry 95% Wilson intervals (the trainings are independent); the He-RAI differences
 Newcombe intervals, from which the claims are stated. The sweep's own per-layer dead
-fraction on the training points gives the exactly-constant fraction (a layer dead on every
-point) at every evaluation.
+fraction on the training points gives the fraction of nets with a dead layer at every
+evaluation.
 
 Outputs: ``results.json``, ``summary.json``, ``summary.md``, ``trained_collapse.png``.
 """
@@ -151,13 +151,14 @@ def train(scale: Scale, width: int, depth: int, seeds: Sequence[int]) -> dict[st
     shape = (len(INITS), len(seeds))
     m = res.metrics
     out = {
-        "born_dead": at_init["constant"],
+        "born_dead": at_init["dead_layer"],
+        "born_float_constant": at_init["float_constant"],
         "init_relative_variance": at_init["relative_variance"],
         "relative_variance": trained["relative_variance"],
-        "exactly_constant": trained["constant"],
+        "dead_layer_after": trained["dead_layer"],
         "grid_mse": trained["grid_mse"],
         "sweep_test_loss": m["test_loss"][:, -1],
-        "dead_layer": np.any(m["dead_fraction"] >= 1.0, axis=-1),  # [K, E]
+        "sweep_dead_layer": np.any(m["dead_fraction"] >= 1.0, axis=-1),  # [K, E]
         "train_loss": m["train_loss"],
     }
     out = {k: np.asarray(v).reshape(shape + np.asarray(v).shape[1:]) for k, v in out.items()}

@@ -39,7 +39,7 @@ def test_dead_first_layer_is_constant_and_collapsed():
     # pre-activation -x - 2 < 0 on the whole box: the first layer is zero everywhere
     net = _net([([[-1.0, -1.0]], [-2.0, -2.0]), IDENTITY, ([[1.0], [1.0]], [0.7])])
     m = _measure(net)
-    assert bool(m["constant"]) and m["relative_variance"] == 0.0
+    assert bool(m["dead_layer"]) and bool(m["float_constant"]) and m["relative_variance"] == 0.0
     assert bool(cs.collapsed(net, GRID, TARGET))
     np.testing.assert_allclose(np.asarray(cs.forward(net, GRID)), 0.7)
 
@@ -48,7 +48,7 @@ def test_abs_net_is_not_collapsed():
     # relu(x) + relu(-x) = |x| exactly, through an identity layer (relu of h >= 0 is h)
     net = _net([([[1.0, -1.0]], [0.0, 0.0]), IDENTITY, ([[1.0], [1.0]], [0.0])])
     m = _measure(net)
-    assert not bool(m["constant"]) and not bool(cs.collapsed(net, GRID, TARGET))
+    assert not bool(m["dead_layer"]) and not bool(cs.collapsed(net, GRID, TARGET))
     np.testing.assert_allclose(m["relative_variance"], 1.0, rtol=1e-5)
     assert m["grid_mse"] < 1e-10
 
@@ -67,7 +67,16 @@ def test_one_live_branch_hand_variance():
     x = GRID[:, 0].astype(np.float64)
     expected = np.var(np.maximum(x, 0)) / np.var(np.abs(x))
     np.testing.assert_allclose(cs.relative_variance(net, GRID, TARGET), expected, rtol=1e-5)
-    assert not bool(_measure(net)["constant"])
+    m = _measure(net)
+    assert not bool(m["dead_layer"]) and not bool(m["float_constant"])
+
+
+def test_float_constant_is_not_dead():
+    # relu(1e-9 x + 1) rounds to 1 in float32 on the whole box: one float value, yet the
+    # layer is alive (the criterion of born_dead_probability counts it, ours does not)
+    net = _net([([[1e-9, 1e-9]], [1.0, 1.0]), ([[1.0], [1.0]], [0.0])])
+    m = _measure(net)
+    assert bool(m["float_constant"]) and not bool(m["dead_layer"])
 
 
 @pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (940, 1000), (1000, 1000)])
@@ -114,8 +123,9 @@ def test_quick_run_files_and_invariants(quick):
             assert row["born_dead_not_collapsed"] == 0
             assert np.all(cell["collapsed"][a] >= cell["born_dead"][a])
             assert not np.any(cell["collapsed"][a] & cell["fitted"][a])  # fitted: variance ~ 1
-            # the sweep's dead-layer flag at step 0 is born-dead on the training points
-            assert np.array_equal(cell["dead_layer"][a][:, 0], cell["born_dead"][a])
+            # the sweep's dead-layer flag (training points) = ours (grid), before and after
+            assert np.array_equal(cell["sweep_dead_layer"][a][:, 0], cell["born_dead"][a])
+            assert np.array_equal(cell["sweep_dead_layer"][a][:, -1], cell["dead_layer_after"][a])
         # independent forward pass = the sweep's own test loss on the same grid
         assert s["checks"]["max_abs_gap_grid_mse_vs_sweep"] < 1e-4
         assert s["claims"]["born_dead_nets_stay_collapsed"] == "holds"
