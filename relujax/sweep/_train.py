@@ -339,8 +339,12 @@ class Trainer(NamedTuple):
         return out
 
 
+#: Probe examples (the first ones) whose activations the effective rank is computed on.
+RANK_ROWS = 256
+
+
 def rank_metrics(apply: Callable, params: Any, rest: Any, x_probe: Array) -> dict[str, Array]:
-    """Per layer, the effective rank (:func:`relujax.analysis.effective_rank`) of the
-    ``(probe examples, units)`` matrix of the layer's activations, ``[layers]``."""
-    feats = analysis.features(lambda x: apply(params, rest, x)[0], x_probe)
+    """Per layer, :func:`relujax.analysis.effective_rank` of the ``(examples, units)`` matrix
+    of the layer's activations on the first :data:`RANK_ROWS` probe examples, ``[layers]``."""
+    feats = analysis.features(lambda x: apply(params, rest, x)[0], x_probe[:RANK_ROWS])
     return {"effective_rank": jnp.stack([analysis.effective_rank(f) for f in feats.values()])}

@@ -177,3 +177,20 @@ def test_plan_fingerprints_streams_and_checks_them():
         sweep.plan(CONFIGS[:1], [STREAMS[0], data.digits()], opts)
     with pytest.raises(ValueError, match="flipping_bits must be < inputs"):
         sweep.bit_flipping(0, tasks=1, inputs=5, flipping_bits=5)
+
+
+def test_rank_metrics_is_the_effective_rank_of_each_layers_probe_activations():
+    from relujax.sweep import _train
+
+    model = relujax.nn.MLP(4, (6, 3), 2, activation="relu", rngs=nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    x = np.asarray(jax.random.normal(jax.random.key(1), (300, 4)))
+    got = _train.rank_metrics(_train.make_apply(graphdef), params, rest, jnp.asarray(x))
+    h, want = x[: _train.RANK_ROWS].astype(np.float64), []
+    for i in range(2):
+        layer = params["layers"][i]
+        h = np.maximum(h @ np.asarray(layer["kernel"][...]) + np.asarray(layer["bias"][...]), 0)
+        s = np.linalg.svd(h, compute_uv=False)
+        p = s[s > 0] / s.sum()
+        want.append(np.exp(-(p * np.log(p)).sum()))
+    np.testing.assert_allclose(got["effective_rank"], want, rtol=1e-4)
