@@ -500,6 +500,7 @@ class _Program(NamedTuple):
     sites: tuple[tuple[str, int], ...]  # (name, units) of the selected sites, in call order
     key: Any  # identifies the jitted step in _STEPS
     step: Callable[..., Any]
+    stateless: bool  # the model returns its state unchanged: the step need not output it
 
 
 _PROGRAMS: collections.OrderedDict[Any, _Program] = collections.OrderedDict()
@@ -549,7 +550,7 @@ def _prepare(fn, threaded: _Threaded | None, spec_batch, o: _Options):
                     f"init[{name!r}] has {init[name].units} units; the site has {units}."
                 )
         carry = ModelStats((n, init[n]) for n in names)
-    return program.consts, carry, state, program.key, program.step
+    return program.consts, carry, state, program.key, program.step, program.stateless
 
 
 def _program(fn, threaded: _Threaded | None, spec_batch, o: _Options) -> _Program:
@@ -575,6 +576,9 @@ def _program(fn, threaded: _Threaded | None, spec_batch, o: _Options) -> _Progra
     key = (str(plan.jaxpr), tuple((s.name, s.shape) for s in chosen), layout, o.moments)
     wanted = set(names)
     n_state = 0 if threaded is None else len(threaded.state)
+    jaxpr = traced.plan.jaxpr
+    returned = jaxpr.outvars[len(jaxpr.outvars) - n_state :]
+    stateless = all(v is w for v, w in zip(returned, jaxpr.invars[:n_state], strict=True))
 
     def step(consts, stats, state, leaves):
         acc: dict[str, UnitStats] = {}
@@ -584,14 +588,14 @@ def _program(fn, threaded: _Threaded | None, spec_batch, o: _Options) -> _Progra
         return stats.merge(ModelStats(_capture.views(slots, acc, wanted))), state
 
     if block is None:
-        return _Program(consts, sites, key, step)
+        return _Program(consts, sites, key, step, stateless)
 
     def blocked(consts, stats, state, leaves):
         parts = [leaf.reshape(-1, size, *leaf.shape[1:]) for leaf in leaves]
         body = lambda c, b: (step(consts, c[0], c[1], b), None)
         return lax.scan(body, (stats, state), parts)[0]
 
-    return _Program(consts, sites, ("blocks", size, *key), blocked)
+    return _Program(consts, sites, ("blocks", size, *key), blocked, stateless)
 
 
 def _trace_batch(fn, threaded: _Threaded | None, spec_batch, o: _Options) -> _capture.Traced:
@@ -676,8 +680,19 @@ def _collect_iterable(fn, threaded, batches, o: _Options) -> ModelStats:
         raise ValueError("collect: batches is empty; give at least one batch.") from None
     treedef, sig = _signature(first)
     spec = jax.tree.unflatten(treedef, [_spec(s) for s in sig])
-    consts, carry, state, key, step = _prepare(fn, threaded, spec, o)
-    jit_step = _cached(("loop", *key), lambda: jax.jit(step, donate_argnums=(1,)))
+    consts, carry, state, key, step, stateless = _prepare(fn, threaded, spec, o)
+    if stateless:  # outputting an unchanged state would copy the parameters at every batch
+
+        def make():
+            return jax.jit(lambda *args: step(*args)[0], donate_argnums=(1,))
+
+        stats_step = _cached(("loop", "stateless", *key), make)
+
+        def jit_step(consts, carry, state, leaves):
+            return stats_step(consts, carry, state, leaves), state
+
+    else:
+        jit_step = _cached(("loop", *key), lambda: jax.jit(step, donate_argnums=(1,)))
     # Fresh buffers: the carry is donated, and empty() / a user's init may share arrays.
     carry = jax.tree.map(lambda a: jnp.array(a, copy=True), carry)
     carry, state = jit_step(consts, carry, state, jax.tree.leaves(first))
@@ -708,16 +723,17 @@ def _collect_stacked(fn, threaded, batches, o: _Options) -> ModelStats:
         raise ValueError("collect: batches is empty (leading axis of size 0).")
     _, sig = _signature(batches)
     spec = jax.tree.unflatten(treedef, [_spec((s[1:], d)) for s, d in sig])
-    consts, carry, state, key, step = _prepare(fn, threaded, spec, o)
+    consts, carry, state, key, step, _ = _prepare(fn, threaded, spec, o)
 
     def make():
         @jax.jit
         def scan_all(consts, carry, state, leaves):
-            return lax.scan(lambda c, b: (step(consts, *c, b), None), (carry, state), leaves)[0]
+            body = lambda c, b: (step(consts, c[0], c[1], b), None)
+            return lax.scan(body, (carry, state), leaves)[0][0]
 
         return scan_all
 
-    return _cached(("scan", *key), make)(consts, carry, state, leaves)[0]
+    return _cached(("scan", *key), make)(consts, carry, state, leaves)
 
 
 def features(
