@@ -127,7 +127,11 @@ class SweepResult:
     the fraction of probe examples with pre-activation > 0), ``weight_norm`` (Frobenius norm
     :math:`\\|W_l\\|` of the kernel into layer :math:`l`), ``init_distance``
     (:math:`\\|W_l - W_l^{(0)}\\|`) and ``grad_norm`` (:math:`\\|\\nabla_{W_l} L_{probe}\\|`),
-    plus one ``[K, E]`` series per metric of the sweep's intervention. ``K`` =
+    plus one ``[K, E]`` series per metric of the sweep's intervention; a sweep on a
+    :class:`~relujax.sweep.Stream` adds ``online_loss`` (the mean minibatch loss of the
+    updates since the previous evaluation, each before its update; NaN at step 0) and, for
+    classification, ``online_accuracy``; ``Options(feature_rank=True)`` adds the per-layer
+    ``effective_rank`` of the probe activations. ``K`` =
     configurations, ``E`` = evaluations at ``steps``, ``L`` = activation layers. Values at
     or after a configuration's ``diverged_step`` are NaN.
 
