@@ -163,7 +163,11 @@ def _consts(fv, pv, fc, pc) -> None:
     for a, b in zip(fc, pc, strict=True):
         if a is b:
             continue
-        if np.shape(a) != np.shape(b) or not np.array_equal(np.asarray(a), np.asarray(b)):
+        try:
+            same = np.shape(a) == np.shape(b) and np.array_equal(np.asarray(a), np.asarray(b))
+        except Exception:  # e.g. two distinct tracers (collect under vmap): cannot compare
+            same = False
+        if not same:
             raise Refused("a constant of the program depends on the batch size")
 
 
