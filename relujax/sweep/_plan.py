@@ -15,6 +15,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from relujax import schedules as _schedules
+from relujax.activations import get_descriptor
 from relujax.data import Dataset
 from relujax.sweep import _strategy
 from relujax.sweep._intervention import Intervention
@@ -75,6 +76,7 @@ def _trainer(static: _Static, activation: str) -> Trainer:
         intervention=static.intervention,
         layers=static.model.layers,
         feature_rank=static.feature_rank,
+        bounded=get_descriptor(activation).saturation is not None,
     )
 
 

@@ -126,7 +126,12 @@ class SweepResult:
     score :math:`E|h_i| / \\overline{E|h|} \\le \\tau`), ``firing_rate`` (mean over units of
     the fraction of probe examples with pre-activation > 0), ``weight_norm`` (Frobenius norm
     :math:`\\|W_l\\|` of the kernel into layer :math:`l`), ``init_distance``
-    (:math:`\\|W_l - W_l^{(0)}\\|`) and ``grad_norm`` (:math:`\\|\\nabla_{W_l} L_{probe}\\|`),
+    (:math:`\\|W_l - W_l^{(0)}\\|`), ``grad_norm`` (:math:`\\|\\nabla_{W_l} L_{probe}\\|`),
+    ``grad_dormant_fraction`` (units whose pre-activation gradient on the probe set is exactly
+    0, :func:`relujax.analysis.gradient_dormant` at ``tau=0``: a dead ReLU counts, a leaky
+    unit that never fires does not) and ``saturated_fraction`` (mean over units of the
+    fraction of probe examples flat at a bound, :func:`relujax.analysis.saturated_fraction`;
+    NaN for activations without fixed bounds, i.e. all but hard_tanh, hard_sigmoid, relu6),
     plus one ``[K, E]`` series per metric of the sweep's intervention; a sweep on a
     :class:`~relujax.sweep.Stream` adds ``online_loss`` (the mean minibatch loss of the
     updates since the previous evaluation, each before its update; NaN at step 0) and, for

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +32,8 @@ LAYERED = (
     "weight_norm",
     "init_distance",
     "grad_norm",
+    "grad_dormant_fraction",
+    "saturated_fraction",
 )
 
 
@@ -175,6 +177,9 @@ class Trainer(NamedTuple):
       intervention: the per-step intervention, or None.
       layers: number of activation sites (hidden layers).
       feature_rank: whether to record the effective rank of each layer's probe features.
+      bounded: whether the activation has fixed bounds where it saturates (its descriptor's
+        ``saturation``: hard_tanh, hard_sigmoid, relu6); the saturated fraction is NaN
+        (not applicable) otherwise.
 
     ``data`` is a :class:`Data` of fixed arrays or stacked :class:`Stream` s (then
     ``hp["data"]`` selects the configuration's stream and the online metrics are recorded).
@@ -191,6 +196,7 @@ class Trainer(NamedTuple):
     intervention: Intervention | None = None
     layers: int = 1
     feature_rank: bool = False
+    bounded: bool = False
 
     def optax(self, hp: dict[str, Any]) -> optax.GradientTransformation:
         """The configuration's optimizer: ``optimizer.build(its schedule)``."""
@@ -259,6 +265,14 @@ class Trainer(NamedTuple):
         )
         return new_state, (loss, accuracy)
 
+    def saturated_fraction(self, apply, state: RunState, x: Array) -> Array:
+        """Per layer, the mean fraction of probe samples a unit spends flat at a bound, or
+        NaN for an unbounded activation (``[layers]``)."""
+        if not self.bounded:
+            return jnp.full((self.layers,), jnp.nan, jnp.float32)
+        _, sat = analysis.with_saturation(apply)(state.params, state.rest, x)
+        return jnp.stack([analysis.saturated_fraction(cast(Any, s)) for s in sat.values()])
+
     def evaluate(self, state: RunState, step: Array, hp, data: Data | Stream) -> dict[str, Array]:
         """Metrics at ``step``: probe loss and unit statistics, test loss/accuracy, LR."""
         apply = make_apply(self.graphdef)
@@ -271,7 +285,12 @@ class Trainer(NamedTuple):
             x_probe, y_probe, x_test, y_test = select(data, d).evaluation(step)
         (probe_out, _), stats = analysis.with_stats(apply)(state.params, state.rest, x_probe)
         test_out, _ = apply(state.params, state.rest, x_test)
-        grads = jax.grad(lambda p: loss_fn(apply(p, state.rest, x_probe)[0], y_probe))(state.params)
+
+        def probe_loss(params):
+            return loss_fn(apply(params, state.rest, x_probe)[0], y_probe)
+
+        # One backward pass gives the parameter gradients (grad_norm) and dL/dz at every site.
+        _, site_grads, grads = analysis.with_site_grads(probe_loss, argnums=0)(state.params)
         out = {
             "train_loss": loss_fn(probe_out, y_probe),
             "test_loss": loss_fn(test_out, y_test),
@@ -282,6 +301,10 @@ class Trainer(NamedTuple):
             out["test_accuracy"] = jnp.mean(hits.astype(jnp.float32))
         out.update(layer_metrics(stats, self.dormant_tau))
         out.update(weight_metrics(state.params, state.initial, grads, self.layers))
+        out["grad_dormant_fraction"] = jnp.stack(
+            [analysis.gradient_dormant_fraction(g, tau=0.0) for g in site_grads.values()]
+        )
+        out["saturated_fraction"] = self.saturated_fraction(apply, state, x_probe)
         if self.feature_rank:
             out.update(rank_metrics(apply, state.params, state.rest, x_probe))
         if self.intervention is not None:

@@ -77,6 +77,42 @@ def layer_metrics(params, activation, x, tau):
     }
 
 
+#: Where each bounded activation is flat at a bound (written out here, independently of the
+#: descriptors): lower, upper; the kinks count (the derivative is 0 there).
+BOUNDS = {"hard_tanh": (-1.0, 1.0), "hard_sigmoid": (-3.0, 3.0), "relu6": (None, 6.0)}
+
+
+def site_gradient_metrics(params, activation, x, y):
+    """Per hidden layer of an MLP: the fraction of units whose pre-activation gradient is 0
+    on every probe example (a zero probe added to each z, differentiated), and the mean over
+    units of the fraction of probe examples flat at a bound (NaN for unbounded ones)."""
+    phi = relujax.get_activation(activation)
+    layers = params["layers"]
+    n = len(layers) - 1
+
+    def forward(probes):
+        h, zs = x, []
+        for i in range(n):
+            z = h @ layers[i]["kernel"][...] + layers[i]["bias"][...][None, :] + probes[i]
+            zs.append(z)
+            h = phi(z)
+        return loss(h @ layers[n]["kernel"][...] + layers[n]["bias"][...][None, :], y), zs
+
+    shapes = [(x.shape[0], layers[i]["bias"][...].shape[0]) for i in range(n)]
+    grads, zs = jax.grad(forward, has_aux=True)([jnp.zeros(s) for s in shapes])
+    dormant = [jnp.mean(jnp.all(g == 0, axis=0)) for g in grads]
+    if activation in BOUNDS:
+        lo, hi = BOUNDS[activation]
+        flat = [(z >= hi) | ((z <= lo) if lo is not None else False) for z in zs]
+        saturated = [jnp.mean(f) for f in flat]
+    else:
+        saturated = [jnp.nan] * n
+    return {
+        "grad_dormant_fraction": jnp.stack(dormant).astype(jnp.float32),
+        "saturated_fraction": jnp.stack(saturated).astype(jnp.float32),
+    }
+
+
 @functools.lru_cache(maxsize=32)
 def _programs(graphdef, opt_name, hyper, schedule, steps, batch_size, tau, classification):
     def tx(peak):
@@ -109,6 +145,7 @@ def _programs(graphdef, opt_name, hyper, schedule, steps, batch_size, tau, class
         if classification:
             out["test_accuracy"] = jnp.mean(jnp.argmax(test_out, -1) == y_test).astype(jnp.float32)
         out.update(layer_metrics(params, activation, x_probe, tau))
+        out.update(site_gradient_metrics(params, activation, x_probe, y_probe))
         grads = jax.grad(lambda p: loss(nnx.merge(graphdef, p)(x_probe), y_probe))(params)
         hidden = range(len(params["layers"]) - 1)
 

@@ -104,7 +104,7 @@ def test_intervention_equals_a_hand_loop_and_configs_differ_in_one_program():
 
 CONFIGS = [
     sweep.Config("constant", 1e-2, seed=0),
-    sweep.Config("constant", 1e-2, seed=0, data=1),
+    sweep.Config("constant", 1e-2, activation="hard_tanh", seed=0, data=1),
     sweep.Config(
         "constant",
         1e-2,
@@ -146,6 +146,11 @@ def test_several_datasets_and_init_parameters_match_the_reference(two_datasets):
     assert (r.metrics["dead_fraction"][2] == 1.0).all()
     np.testing.assert_array_equal(r.metrics["grad_norm"][2], 0.0)
     np.testing.assert_array_equal(r.metrics["init_distance"][2], 0.0)
+    # ... and is dead in the gradient sense too; the bounded hard_tanh run saturates, the
+    # unbounded ReLU runs have no saturated fraction (NaN, not applicable).
+    np.testing.assert_array_equal(r.metrics["grad_dormant_fraction"][2], 1.0)
+    assert (r.metrics["saturated_fraction"][1] > 0).any()
+    assert np.isnan(r.metrics["saturated_fraction"][[0, 2]]).all()
 
 
 def test_stages_equal_run(two_datasets):

@@ -122,6 +122,9 @@ def test_divergence_is_marked_masked_and_isolated(swept_map, swept_vmap):
         assert result.diverged.tolist() == [k == DIVERGING for k in range(len(result))]
         after = result.steps >= step
         for name, values in result.metrics.items():
+            if name == "saturated_fraction":  # relu / leaky_relu: not applicable, always NaN
+                assert np.isnan(values).all()
+                continue
             assert np.isnan(values[DIVERGING][after]).all(), name
             assert np.isfinite(values[DIVERGING][~after]).all(), name
             others = np.delete(values, DIVERGING, axis=0)
@@ -136,7 +139,7 @@ def test_metric_shapes_lr_and_ranges(swept_map):
     K, E = len(CONFIGS), 5
     for name in ("train_loss", "test_loss", "test_accuracy", "lr"):
         chex.assert_shape(r.metrics[name], (K, E))
-    for name in ("dead_fraction", "dormant_fraction", "firing_rate"):
+    for name in ("dead_fraction", "dormant_fraction", "firing_rate", "grad_dormant_fraction"):
         chex.assert_shape(r.metrics[name], (K, E, 1))
         ok = r.metrics[name][np.isfinite(r.metrics[name])]
         assert ((0 <= ok) & (ok <= 1)).all()
