@@ -283,6 +283,12 @@ def _iv(d: dict) -> Interval:
     return Interval.from_dict(d)
 
 
+def _fraction(d: dict) -> Interval:
+    """A fraction's interval, intersected with [0, 1] (a t-interval can cross 0)."""
+    iv = Interval.from_dict(d)
+    return Interval(iv.mean, max(iv.lo, 0.0), min(iv.hi, 1.0), iv.n)
+
+
 def claims(summary: dict) -> dict[str, dict[str, str]]:
     """The three claims per stream, each with its verdict and the interval it rests on."""
     out: dict[str, dict[str, str]] = {}
@@ -328,8 +334,8 @@ def table_markdown(summary: dict, part: str) -> str:
             _iv(e["late"]).num(3),
             _iv(e["late - early"]).num(3),
             _iv(vs).num(3) if vs else "",
-            _iv(a["dead"]["early"]).pct(),
-            _iv(a["dead"]["late"]).pct(),
+            _fraction(a["dead"]["early"]).pct(),
+            _fraction(a["dead"]["late"]).pct(),
             _iv(a["effective_rank"]["late"]).num(2),
         ]
         if part == "digits":

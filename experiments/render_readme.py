@@ -28,7 +28,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from experiments import _lr_report, initialization, input_shift, remedies
+from experiments import (
+    _lr_report,
+    continual,
+    initialization,
+    input_shift,
+    remedies,
+    trained_collapse,
+)
 from experiments._stats import Interval
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +48,8 @@ BLOCKS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
     "remedies": ("remedies", remedies.readme_block),
     "initialization": ("initialization", initialization.readme_block),
     "input_shift": ("input_shift", input_shift.readme_block),
+    "continual": ("continual", continual.readme_block),
+    "trained_collapse": ("trained_collapse", trained_collapse.readme_block),
 }
 
 #: experiment -> figures in docs/ drawn from its summary: file name -> drawer(summary, path).

@@ -28,7 +28,8 @@ SATURATION: dict[str, Saturation] = {
 
 
 class SaturationStats(NamedTuple):
-    r"""Per-unit counts of saturated samples of a bounded activation (see :class:`Saturation`).
+    r"""Per-unit counts of saturated samples of a bounded activation (see
+    :class:`relujax.activations.Saturation`).
 
     A sample is saturated at the lower bound when :math:`z \le \text{lower}` and at the
     upper bound when :math:`z \ge \text{upper}` (pre-activation :math:`z`, kinks included:

@@ -64,7 +64,7 @@ class SweepState(NamedTuple):
       metrics: name -> host array ``[K, E(, L)]``, NaN where not yet recorded.
       diverged_step: ``int[K]``, -1 where not diverged.
       inputs: the constant device inputs ``(hps, keys, data)`` of the program (``data``
-        a :class:`Data` or the stacked streams).
+        the fixed arrays or the stacked :class:`Stream` s).
     """
 
     chunks_done: int
