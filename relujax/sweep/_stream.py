@@ -254,7 +254,7 @@ def bit_flipping(
       >>> from relujax import sweep
       >>> s = sweep.bit_flipping(0, tasks=3, period=5, probe_size=4, test_size=4)
       >>> x, y = s.batch(jax.random.key(0), 7, 2)  # update 7: task 1
-      >>> x.shape, y.shape, bool((x[:, :15] == s.flips[1]).all())
+      >>> x.shape, y.shape, bool((x[:, :15] == s.flips[1][None, :]).all())
       ((2, 20), (2, 1), True)
       >>> int((s.flips[1] != s.flips[0]).sum()), s.horizon
       (1, 15)
