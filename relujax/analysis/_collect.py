@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import math
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping
@@ -13,9 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
+from jax.extend import core as jcore
 
 from relujax import _validation
-from relujax.analysis import _blocks, _capture, _reduce
+from relujax.analysis import _blocks, _capture, _reduce, _stats
 from relujax.analysis._capture import Observer, Site, UnitAxis
 from relujax.analysis._model_stats import ModelStats
 from relujax.analysis._select import Selector, select
@@ -45,6 +47,79 @@ class _StatsObserver(Observer):
     def absorb(self, acc, name, state) -> None:
         previous = acc.get(name)
         acc[name] = state if previous is None else previous.merge(state)
+
+
+class _ShiftedStatsObserver(_StatsObserver):
+    """:class:`_StatsObserver` that reads a biased pre-activation ``c + b`` off ``c`` and ``b``.
+
+    ``shifted`` maps a site's name to the two variables of the ``add`` that made its
+    pre-activation (see :func:`_shifted_sites`); their values are recorded where they are
+    defined (the ``perturb`` hook, returning them unchanged) and the site's statistics come
+    from :func:`relujax.analysis._stats._from_shifted`, so the sum is never materialized
+    for the statistics alone.
+    """
+
+    def __init__(self, selected: Collection[str], shifted: Mapping[str, tuple[Any, Any]]):
+        super().__init__(selected, moments=True)
+        self.shifted = dict(shifted)
+        self.values: dict[Any, Any] = {}
+        self.perturb = {v: functools.partial(self._record, v) for p in shifted.values() for v in p}
+
+    def _record(self, var: Any, value: Any) -> Any:
+        self.values[var] = value
+        return value
+
+    def observe(self, acc, site, pre, out) -> None:
+        pair = self.shifted.get(site.name)
+        if pair is None or pre is out:
+            return super().observe(acc, site, pre, out)
+        c, shift = (self.values[v] for v in pair)
+        batch = _stats._from_shifted(c, shift, out, nonnegative=site.nonnegative)
+        self.absorb(acc, site.name, batch)
+
+
+def _shifted_sites(plan: Any, selected: Collection[str]) -> dict[str, tuple[Any, Any]]:
+    """Sites whose float32 pre-activation is ``add(c, b)`` with ``b`` of shape (1, ..., units).
+
+    Only sign-preserving activations (firing is then read off the output) with the units on
+    the last axis qualify; ``c`` and ``b`` must be variables of the plan that holds the site.
+    """
+    found: dict[str, tuple[Any, Any]] = {}
+    plans = [plan]
+    while plans:
+        p = plans.pop()
+        plans.extend(sub for subs in p.subs.values() for sub in subs if sub is not None)
+        made = {v: e for e in p.jaxpr.eqns for v in e.outvars}
+        for hits in p.after.values():
+            for hit in hits:
+                site = hit.slot.key
+                eqn = made.get(hit.pre) if hit.pre is not hit.out else None
+                if site.name not in selected or not site.sign_preserving or eqn is None:
+                    continue
+                pair = _bias_pair(eqn, hit.slot.axis)
+                if pair is not None:
+                    found[site.name] = pair
+    return found
+
+
+def _bias_pair(eqn: Any, axis: int) -> tuple[Any, Any] | None:
+    if eqn.primitive is not lax.add_p or len(eqn.invars) != 2:
+        return None
+    aval = eqn.outvars[0].aval
+    if aval.dtype != jnp.float32 or axis != aval.ndim - 1:
+        return None
+    for c, b in (eqn.invars, eqn.invars[::-1]):
+        if isinstance(c, jcore.Literal) or isinstance(b, jcore.Literal):
+            return None
+        if (
+            c.aval.shape == aval.shape
+            and c.aval.dtype == b.aval.dtype == jnp.float32
+            and b.aval.ndim == aval.ndim
+            and all(n == 1 for n in b.aval.shape[:-1])
+            and b.aval.shape[-1] == aval.shape[-1]
+        ):
+            return c, b
+    return None
 
 
 class _FeatureObserver(Observer):
@@ -272,7 +347,8 @@ def with_stats(
         traced = _trace(fn, args, kwargs, activations, loops, unit_axis)
         chosen = select(traced.plan.sites, sites, exclude)
         slots, keys = traced.observed(chosen)
-        obs = _StatsObserver(keys, moments)
+        shifted = _shifted_sites(traced.plan, keys) if moments else {}
+        obs = _ShiftedStatsObserver(keys, shifted) if shifted else _StatsObserver(keys, moments)
         acc: dict[str, UnitStats] = {}
         outs = _capture.evaluate(traced.plan, traced.plan.consts, traced.dynamic, acc, obs)
         stats = ModelStats(_capture.views(slots, acc, {s.name for s in chosen}))
