@@ -261,8 +261,8 @@ def _parse(argv: Sequence[str] | None) -> tuple[_common.RunArgs, int | None]:
     parser = argparse.ArgumentParser(
         prog=f"python -m experiments.{NAME}",
         description=__doc__.splitlines()[0],
-        epilog="Default scale: about 12 minutes of CPU time (measured 742 s; 698 s wall on a "
-        "loaded 2-core CPU); --quick under a minute. "
+        epilog="Default scale: about 6.5 minutes on a quiet 2-core CPU (measured 383 s wall, "
+        "629 s CPU; 698 s wall at load 4-8); --quick under a minute. "
         "Interrupting keeps checkpoints in OUT/checkpoints/; rerunning resumes.",
     )
     group = parser.add_mutually_exclusive_group()
