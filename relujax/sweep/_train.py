@@ -206,7 +206,7 @@ class Trainer(NamedTuple):
         """One update (and the intervention); a non-finite loss freezes the configuration.
 
         Returns the new state and ``(loss, accuracy)`` of the step's minibatch before the
-        update (accuracy NaN for regression).
+        update (accuracy NaN for regression and on fixed data, where no online metric uses it).
         """
         apply = make_apply(self.graphdef)
         d = hp["data"]
@@ -227,7 +227,7 @@ class Trainer(NamedTuple):
         (loss, (new_rest, stats, outputs)), grads = jax.value_and_grad(objective, has_aux=True)(
             state.params
         )
-        if self.classification:
+        if self.classification and not isinstance(data, Data):
             accuracy = jnp.mean((jnp.argmax(outputs, axis=-1) == y).astype(jnp.float32))
         else:
             accuracy = jnp.float32(jnp.nan)
