@@ -38,6 +38,12 @@ def _initializer(name: str, value: Any) -> Callable[..., Any]:
     raise TypeError(f"{name} must be an initializer name ({rinit.names()}) or a callable.")
 
 
+def _is_zeros(value: Any) -> bool:
+    from relujax import init as rinit
+
+    return value is rinit.zeros or value is jax.nn.initializers.zeros
+
+
 def born_dead_probability(
     key: Array,
     *,
@@ -61,10 +67,26 @@ def born_dead_probability(
     .. math:: h_0 = x, \quad h_{l} = \max(0, h_{l-1} W_l + b_l), \quad l = 1..\text{depth},
 
     by drawing ``n_trials`` initializations (vectorized with ``vmap``, in chunks) and testing
-    whether the last hidden layer takes one value on ``n_points`` points of the domain: an
-    evenly spaced grid with both end points when ``in_features == 1``, uniform random points
-    otherwise. (The readout is linear, so the net is constant exactly when that layer is.)
-    A net constant on the points but not between them would count as dead; with the default
+    whether some hidden layer is zero at all ``n_points`` points of the domain: an evenly
+    spaced grid with both end points when ``in_features == 1``, uniform random points
+    otherwise.
+
+    Why a zero layer: for kernels drawn from a distribution with a density, the net (its
+    readout is linear) is constant on the points iff, almost surely, some hidden layer is
+    zero at all of them. A zero layer makes the next one ``max(0, b_{l+1})`` and every
+    later one a constant. Conversely, if ``h_{l-1}`` varies, each unit's pre-activation
+    ``h_{l-1} W_l + b_l`` varies (two points with ``h_{l-1}(x) \ne h_{l-1}(y)`` give it
+    equal values only for a column of ``W_l`` on a hyperplane, a null event), so after the
+    ReLU each unit either varies or is zero at every point: ``h_l`` varies unless it is
+    zero, and ``h_0 = x`` varies. An exact zero of ``max(z, 0)`` is a robust float32 test
+    (it needs ``z <= 0``, no cancellation; only an underflow below about ``1e-38`` could
+    fake it); "the last layer takes one value" is not: in deep nets with non-zero biases
+    (RAI) its input-dependent part can fall below float32 resolution relative to the
+    biases, and its rounded values are all equal in a net that is alive.
+    The density is needed: with ``init="zeros"`` every layer is the constant
+    ``max(0, b_l)``, dead only where that is zero, so a non-zero ``bias_init`` is refused.
+
+    A layer zero on the points but not between them would count as dead; with the default
     1024 points this is rare, and never for ``in_features == 1`` nets whose kinks are
     farther apart than the grid step.
 
@@ -96,7 +118,7 @@ def born_dead_probability(
       TypeError: for a key that is not a PRNG key, non-integer sizes, or a domain that is
         not a pair.
       ValueError: for non-positive sizes, ``n_points < 2``, an empty or non-finite domain,
-        or a ``bias_init`` given together with a paired initializer.
+        a ``bias_init`` given together with a paired initializer or with ``init="zeros"``.
 
     Examples:
       >>> import jax
@@ -118,6 +140,11 @@ def born_dead_probability(
         raise ValueError(
             "bias_init must stay 'zeros' with a paired initializer (such as RAI): the bias "
             "comes from the same joint draw as the kernel."
+        )
+    if _is_zeros(kernel_init) and bias_init not in ("zeros", None):
+        raise ValueError(
+            f"{_NAME}: bias_init must be 'zeros' or None with init='zeros': a zero kernel "
+            "makes every layer the constant max(0, bias), a constant net that is not zero."
         )
     b_init = None if paired or bias_init is None else _initializer("bias_init", bias_init)
     try:
@@ -186,10 +213,16 @@ def _estimate(key, low, high, depth, *, width, in_features, n_trials, n_points, 
 
     def dead(k: Array) -> Array:
         h = layer(k, 0, points, in_features)
+
+        def step(i: Array, carry: tuple[Array, Array]) -> tuple[Array, Array]:
+            h = layer(k, i, carry[0], width)
+            return h, carry[1] | jnp.all(h == 0.0)
+
         # Identical (width, width) layers in a loop with a traced trip count: one compiled
-        # program serves every depth.
-        h = lax.fori_loop(1, depth, lambda i, h: layer(k, i, h, width), h)
-        return jnp.all(jnp.max(h, axis=0) == jnp.min(h, axis=0))
+        # program serves every depth. The flag records whether SOME layer was zero at every
+        # point; the layers after a zero one are constants, max(0, b) and on, not zero.
+        _, zero = lax.fori_loop(1, depth, step, (h, jnp.all(h == 0.0)))
+        return zero
 
     batch = max(1, min(n_trials, _CHUNK_ELEMENTS // (n_points * width)))
     chunks = -(-n_trials // batch)

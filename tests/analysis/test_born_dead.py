@@ -2,8 +2,10 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
+import relujax
 from relujax.analysis import born_dead_probability
 
 KEY = jax.random.key(0)
@@ -55,6 +57,7 @@ def test_jit_and_vmap_over_keys():
         ({"domain": (1.0, -1.0)}, ValueError, "low < high"),
         ({"domain": 1.0}, TypeError, "pair"),
         ({"init": "rai", "bias_init": NORMAL}, ValueError, "paired"),
+        ({"init": "zeros", "bias_init": "ones"}, ValueError, "zero kernel"),
         ({"init": "nope"}, ValueError, "nope"),
         ({"init": 3}, TypeError, "init must be"),
     ],
@@ -63,3 +66,36 @@ def test_bad_arguments(kwargs, error, match):
     base = {"width": 2, "depth": 2, "n_trials": 10}
     with pytest.raises(error, match=match):
         born_dead_probability(KEY, **{**base, **kwargs})
+
+
+def _rai_reference(key, *, width, depth, n_trials, n_points):
+    """Per trial: is some layer zero on the grid; the last layer's relative spread.
+
+    The draws of born_dead_probability (one lax.map chunk: trial ``t`` has key
+    ``split(split(key)[1], n_trials)[t]``, its layer ``l`` is drawn from
+    ``split(fold_in(k_t, l))[0]``), then an independent float64 numpy forward pass on the
+    grid of ``n_points`` evenly spaced points.
+    """
+    pair = relujax.init.rai().pair
+    x = np.linspace(-(3**0.5), 3**0.5, n_points)[:, None]
+    zero, spread = np.zeros(n_trials, bool), np.zeros(n_trials)
+    for t, k in enumerate(jax.random.split(jax.random.split(key)[1], n_trials)):
+        h = x
+        for i in range(depth):
+            w, b = pair(jax.random.split(jax.random.fold_in(k, i))[0], (h.shape[1], width))
+            h = np.maximum(h @ np.float64(w) + np.float64(b), 0.0)
+            zero[t] |= not h.any()
+        spread[t] = np.max(np.ptp(h, axis=0) / np.maximum(np.max(h, axis=0), 1e-300))
+    return zero, spread
+
+
+def test_deep_rai_nets_below_float32_resolution_are_alive():
+    # Width 2, depth 20, RAI: in some live nets the last layer's input-dependent part is
+    # below float32 resolution relative to the biases (relative spread < 2**-24), so its
+    # float32 values can all be equal; such a net is not born dead (no layer is zero, it is
+    # not constant in float64). Testing "the last layer takes one float32 value" gave 16/32.
+    kw = {"width": 2, "depth": 20, "n_trials": 32, "n_points": 64}
+    zero, spread = _rai_reference(jax.random.key(1), **kw)
+    assert np.any(~zero & (spread > 0) & (spread < 2.0**-24))  # the case is in this draw
+    p = float(born_dead_probability(jax.random.key(1), init="rai", **kw))
+    assert p == zero.sum() / kw["n_trials"] == 15 / 32  # a count over the same trials: exact
