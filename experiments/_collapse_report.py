@@ -224,7 +224,7 @@ def markdown(summary: dict, scale: str, figure: str) -> str:
         f"{c['checks']['max_abs_gap_grid_mse_vs_sweep']:.2g}; dead layer on the grid = on the "
         f"training points (sweep) for {c['checks']['dead_layer_agreement_init']:.1%} of nets "
         f"at initialization, {c['checks']['dead_layer_agreement_final']:.1%} after training; "
-        "float32-constant at initialization (born_dead_probability's criterion): "
+        "float32-constant at initialization (born_dead_probability's former criterion): "
         + ", ".join(f"{LABELS[i]} {r['born_float_constant']:.1%}" for i, r in c["inits"].items())
         + "; "
         f"He born-dead exact bounds (zero bias) [{c['he_born_dead_bounds'][0]:.3f}, "

@@ -11,9 +11,10 @@ the variance of its output over a dense grid, relative to the target's variance 
 most :data:`THRESHOLD`. A net is *born dead* when, at initialization, some hidden layer is
 zero on the whole grid: it then stays constant whatever the training, since no gradient
 reaches that layer or the ones before it. (:func:`relujax.analysis.born_dead_probability`
-tests instead whether the last hidden layer takes one value on the grid in float32; in deep
-RAI nets a live layer's variation can fall below float32 resolution, so a few nets pass that
-test and are not dead: training revives them. :func:`float_constant` is that criterion.)
+uses the same criterion. It used to test whether the last hidden layer takes one value on
+the grid in float32; in deep RAI nets a live layer's variation can fall below float32
+resolution, so a few nets pass that test and are not dead: training revives them.
+:func:`float_constant` is that former criterion, kept as a diagnostic.)
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ def dead_layer(params: Any, grid: jax.Array) -> jax.Array:
 
 
 def float_constant(params: Any, grid: jax.Array) -> jax.Array:
-    """Whether the last hidden layer takes one float value on the whole grid (the criterion
-    of :func:`relujax.analysis.born_dead_probability`)."""
+    """Whether the last hidden layer takes one float value on the whole grid (the former
+    criterion of :func:`relujax.analysis.born_dead_probability`, which counted live nets)."""
     h = hidden(params, grid)
     return jnp.all(jnp.max(h, axis=0) == jnp.min(h, axis=0))
 

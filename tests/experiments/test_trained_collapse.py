@@ -73,7 +73,7 @@ def test_one_live_branch_hand_variance():
 
 def test_float_constant_is_not_dead():
     # relu(1e-9 x + 1) rounds to 1 in float32 on the whole box: one float value, yet the
-    # layer is alive (the criterion of born_dead_probability counts it, ours does not)
+    # layer is alive (born_dead_probability's former criterion counted it, ours does not)
     net = _net([([[1e-9, 1e-9]], [1.0, 1.0]), ([[1.0], [1.0]], [0.0])])
     m = _measure(net)
     assert bool(m["float_constant"]) and not bool(m["dead_layer"])
