@@ -434,7 +434,9 @@ def collect(
     sample depend on that sample alone: not BatchNorm in training mode (batch statistics),
     not dropout or other random draws shaped like the batch, not a model that uses the batch
     size as a number. ``collect`` proves it before blocking, from the model's program traced
-    at both batch sizes (``relujax.analysis._blocks``: every operation must
+    at both batch sizes (a model that does not trace at the block size, as with a literal
+    ``x.reshape(256, -1)``, is not per-sample either; ``relujax.analysis._blocks``: every
+    operation must
     keep samples apart, the traces must agree on every constant and parameter, and an NNX
     module must not update its state), and raises naming the operation that stands in the
     way. The proof is conservative: an operation it does not know (a gather, a loop over
@@ -475,7 +477,8 @@ def collect(
       ValueError: when there are no batches, when a batch's shapes differ from the first
         batch's (the message names the batch index), when ``fn`` has no activation site,
         when ``init`` does not match the selected sites, or when an int ``sub_batch`` does
-        not divide the batch size or the model is not proved per-sample.
+        not divide the batch size or the model does not run on, or is not proved per-sample
+        at, that block size.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -684,8 +687,9 @@ def _trace_batch(fn, threaded: _Threaded | None, spec_batch, o: _Options) -> _ca
 def _sub_batch(fn, threaded, spec_batch, o: _Options, traced, chosen):
     """``(traced at the block size, block size)`` when each batch is split into blocks.
 
-    ``sub_batch=n`` asks for blocks of ``n`` samples and raises when the model is not proved
-    per-sample (:func:`relujax.analysis._blocks.unproved`); ``"auto"`` blocks on CPU only,
+    ``sub_batch=n`` asks for blocks of ``n`` samples and raises when the model does not trace
+    at that size or is not proved per-sample (:func:`relujax.analysis._blocks.unproved`);
+    ``"auto"`` blocks on CPU only,
     only batches whose largest site holds at least :data:`AUTO_MIN_BYTES`, with blocks of
     about a core's L2 cache (:data:`relujax.analysis._reduce.BLOCK_BYTES`), and only when the
     proof succeeds; otherwise, and for ``None``, the batch is reduced whole.
@@ -720,7 +724,16 @@ def _sub_batch(fn, threaded, spec_batch, o: _Options, traced, chosen):
         if size == batch:
             return None
     spec = jax.tree.map(lambda s: jax.ShapeDtypeStruct((size, *s.shape[1:]), s.dtype), spec_batch)
-    part = _trace_batch(fn, threaded, spec, o)
+    try:
+        part = _trace_batch(fn, threaded, spec, o)
+    except Exception as e:  # a model written for one batch size (a literal reshape, ...)
+        if auto:  # blocking is only an optimization: reduce the batch whole
+            return None
+        raise ValueError(
+            f"collect: sub_batch={size}: the model does not run on a block of {size} samples "
+            f"({type(e).__name__}: {e}); it depends on the batch size. Use sub_batch=None to "
+            f"reduce each batch whole."
+        ) from e
     n_state = 0 if threaded is None else len(threaded.state)
     n_out = len(traced.plan.jaxpr.outvars)
     reason = _blocks.unproved(

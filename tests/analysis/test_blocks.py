@@ -210,3 +210,26 @@ def test_nnx_program_reused_across_calls_sees_new_parameters():
     np.testing.assert_array_equal(second[name].firing.to_numpy(), (pre > 0).sum(0))
     np.testing.assert_allclose(second[name].pre_mean, pre.mean(0), rtol=1e-5, atol=1e-6)
     assert not np.allclose(first[name].pre_mean, second[name].pre_mean)
+
+
+@pytest.mark.parametrize(
+    "name, fn",
+    [
+        ("literal reshape", lambda x: jax.nn.relu(x.reshape(8, 3, 2).reshape(8, 6) - 0.5)),
+        ("batch-sized constant", lambda x: jax.nn.relu(x + jnp.arange(8.0)[:, None])),
+        ("slice of a literal size", lambda x: jax.nn.relu(jax.lax.slice_in_dim(x, 0, 8, axis=0))),
+    ],
+)
+def test_a_model_that_only_runs_at_its_batch_size_is_reduced_whole(monkeypatch, name, fn):
+    """A model written for one batch size fails to trace on a block: "auto" must then reduce
+    the batch whole (as sub_batch=None does), and an explicit sub_batch must say why."""
+    seen = spy(monkeypatch)
+    monkeypatch.setattr(_collect, "AUTO_MIN_BYTES", 0)  # the test's sites are small
+    xs = randn(5, 2, 8, 6)
+    auto = analysis.collect(fn, list(xs))
+    assert seen.pop() is None
+    h = np.stack([np.asarray(fn(x)) for x in xs])  # relu output: fires where > 0
+    np.testing.assert_array_equal(auto["relu_0"].firing.to_numpy(), (h > 0).sum((0, 1)))
+    chex.assert_trees_all_close(auto, analysis.collect(fn, list(xs), sub_batch=None))
+    with pytest.raises(ValueError, match=r"sub_batch=4: the model does not run on a block of 4"):
+        analysis.collect(fn, list(xs), sub_batch=4)
