@@ -52,7 +52,7 @@ REDUCTIONS: frozenset[str] = frozenset(
 #: Calls into a nested jaxpr, evaluated once on the call's operands.
 CALLS: frozenset[str] = frozenset(
     "pjit jit closed_call core_call custom_jvp_call custom_vjp_call custom_vjp_call_jaxpr "
-    "remat checkpoint".split()
+    "remat remat2 checkpoint".split()
 )
 
 _JAXPR_PARAMS = ("jaxpr", "call_jaxpr", "fun_jaxpr")
@@ -186,13 +186,21 @@ def _check(fa: Any, pa: Any, kind: int, batch: int, block: int, what: str) -> No
         raise Refused(f"{what} changes the batch axis ({fs} at batch {batch}, {ps} at {block})")
 
 
+def _same_literal(a: Any, b: Any) -> bool:
+    """Equal literal values, a NaN equal to a NaN (``jnp.std``'s ``where`` holds one)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    if np.issubdtype(a.dtype, np.inexact):
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return bool(np.array_equal(a, b))
+
+
 def _literal_or_param_mismatch(fe: Any, pe: Any) -> bool:
     for a, b in zip(fe.invars, pe.invars, strict=True):
         if isinstance(a, jcore.Literal) != isinstance(b, jcore.Literal):
             return True
-        if isinstance(a, jcore.Literal) and not np.array_equal(
-            np.asarray(a.val), np.asarray(b.val)
-        ):
+        if isinstance(a, jcore.Literal) and not _same_literal(a.val, b.val):
             return True
     keys = set(fe.params) | set(pe.params)
     return any(

@@ -171,7 +171,10 @@ def test_unproved_accepts_per_sample_operations():
         h = nnx.LayerNorm(3, rngs=nnx.Rngs(0))(x) @ w
         att = jnp.einsum("bij,bkj->bik", h, h)
         noise = jax.random.normal(jax.random.key(0), ())
-        return jax.nn.gelu(jnp.swapaxes(att, 1, 2) + noise)[:, 1:]
+        # jnp.std holds a NaN literal (its where for a zero divisor), equal in both traces
+        h = (att - att.mean(-1, keepdims=True)) / att.std(-1, keepdims=True)
+        h = jax.checkpoint(lambda a: jnp.where(a > 5.0, jnp.nan, a))(h)
+        return jax.nn.gelu(jnp.swapaxes(h, 1, 2) + noise)[:, 1:]
 
     def traced(n):
         closed = jax.make_jaxpr(fn)(jnp.ones((n, 4, 3)))
