@@ -1,5 +1,8 @@
 """born_dead_probability against hand-derived cases; exact monotonicity in depth; RAI."""
 
+import re
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -99,3 +102,13 @@ def test_deep_rai_nets_below_float32_resolution_are_alive():
     assert np.any(~zero & (spread > 0) & (spread < 2.0**-24))  # the case is in this draw
     p = float(born_dead_probability(jax.random.key(1), init="rai", **kw))
     assert p == zero.sum() / kw["n_trials"] == 15 / 32  # a count over the same trials: exact
+
+
+def test_the_figures_in_the_analysis_docs():
+    """docs/analysis.md quotes born_dead_probability(key(0), width=2, depth=10) for He and RAI."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "analysis.md").read_text()
+    m = re.search(r"width=2, depth=10\)` is (\d\.\d+)\s+with He init and (\d\.\d+) with", text)
+    assert m, "the born-dead sentence of docs/analysis.md moved: update this test"
+    he = born_dead_probability(jax.random.key(0), width=2, depth=10)
+    rai = born_dead_probability(jax.random.key(0), width=2, depth=10, init="rai")
+    assert (m.group(1), m.group(2)) == (f"{float(he):.3f}", f"{float(rai):.3f}")
