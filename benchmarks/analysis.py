@@ -17,9 +17,11 @@ For an MLP 784-1024-1024-1024-10 and a small CNN (relujax.nn, ReLU), over 32 bat
   collect;
 * train step: one jitted Adam step (optax, cross-entropy) whose loss is wrapped in
   analysis.with_stats (statistics returned from jax.grad's aux), over the plain step, for both
-  moment settings.
+  moment settings. Each step is timed alone (it waits for the previous step's parameters
+  anyway); the ratio is of the fastest steps over all repeats (batches x repeats steps each),
+  with the ratio of the medians beside it.
 
-Every figure is the minimum over interleaved repeats (the machine may be shared: the load
+Every other figure is the minimum over interleaved repeats (the machine may be shared: the load
 average is printed before and after). Memory: XLA's compiled temp bytes of a lax.scan over 8
 and 32 batches of the with_stats step (equal: peak memory does not grow with the number of
 batches).
@@ -36,6 +38,7 @@ import argparse
 import math
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -202,14 +205,20 @@ def overhead(
     def loop(fn):
         return lambda: [fn(state, b) for b in batches]
 
-    def steps(fn):
-        def run():
+    per_step: dict[str, list[float]] = {}
+
+    def steps(name, fn):
+        times = per_step.setdefault(name, [])
+
+        def run():  # each step timed alone: a step needs the previous one's parameters anyway
             params, opt = state, opt_state
             for b, y in zip(batches, labels, strict=True):
-                params, opt, _ = fn(params, opt, b, y)
+                start = time.perf_counter()
+                params, opt, _ = jax.block_until_ready(fn(params, opt, b, y))
+                times.append(time.perf_counter() - start)
             return params
 
-        return run
+        return name, run
 
     runs = {
         "forward": loop(forward),
@@ -228,12 +237,20 @@ def overhead(
             "collect(moments=False, sub_batch=None)": lambda: analysis.collect(
                 model, batches, moments=False, sub_batch=None
             ),
-            "train step": steps(plain),
-            "train step + with_stats": steps(observed),
-            "train step + with_stats(moments=False)": steps(observed_cheap),
         }
     )
+    runs.update(
+        [
+            steps("train step", plain),
+            steps("train step + with_stats", observed),
+            steps("train step + with_stats(moments=False)", observed_cheap),
+        ]
+    )
     t = measure(runs, repeats)
+    for times in per_step.values():
+        del times[:n_batches]  # the warm-up run (compilation)
+    step_min = {name: min(v) for name, v in per_step.items()}
+    step_median = {name: statistics.median(v) for name, v in per_step.items()}
     floor = min(t["floor"], t["floor (blocked)"])
     print(f"  collect's sub_batch='auto' block: {size} samples" if size else "  not blocked")
     for name, v in t.items():
@@ -242,8 +259,12 @@ def overhead(
             line += f"   / forward {v / t['forward']:5.2f}x"
         if name.startswith("collect"):
             line += f"   / floor {v / floor:5.2f}x"
+        if name.startswith("train step"):
+            line += f"   one step: min {step_min[name] * 1e3:7.2f} ms, median "
+            line += f"{step_median[name] * 1e3:7.2f} ms"
         if name.startswith("train step +"):
-            line += f"   / step {v / t['train step']:5.2f}x"
+            line += f"   / step {step_min[name] / step_min['train step']:5.2f}x"
+            line += f" (medians {step_median[name] / step_median['train step']:5.2f}x)"
         print(line)
     return {
         "collect": t["collect"] / t["forward"],
@@ -251,8 +272,8 @@ def overhead(
         "whole": t["collect(sub_batch=None)"] / t["forward"],
         "whole cheap": t["collect(moments=False, sub_batch=None)"] / t["forward"],
         "floor": floor / t["forward"],
-        "step": t["train step + with_stats"] / t["train step"],
-        "step cheap": t["train step + with_stats(moments=False)"] / t["train step"],
+        "step": step_min["train step + with_stats"] / step_min["train step"],
+        "step cheap": step_min["train step + with_stats(moments=False)"] / step_min["train step"],
     }
 
 
