@@ -370,4 +370,30 @@ def rank_metrics(apply: Callable, params: Any, rest: Any, x_probe: Array) -> dic
     """Per layer, :func:`relujax.analysis.effective_rank` of the ``(examples, units)`` matrix
     of the layer's activations on the first :data:`RANK_ROWS` probe examples, ``[layers]``."""
     feats = analysis.features(lambda x: apply(params, rest, x)[0], x_probe[:RANK_ROWS])
-    return {"effective_rank": jnp.stack([analysis.effective_rank(f) for f in feats.values()])}
+    return {"effective_rank": jnp.stack([_effective_rank(f) for f in feats.values()])}
+
+
+@jax.custom_batching.custom_vmap
+def _effective_rank(features: Array) -> Array:
+    """:func:`relujax.analysis.effective_rank`; under ``vmap`` on CPU, one SVD per matrix.
+
+    jaxlib 0.10.2's batched CPU SVD (``lapack_sgesdd_ffi`` over a batch) splits the batch
+    over XLA's intra-op thread pool and blocks its pool thread until the parts are done
+    (``jax::ParallelBatchMap``; jaxlib 0.12 does not hang). In a sweep on several CPU devices
+    each device runs such a call at once (the config axis is vmapped); with as many devices
+    as pool threads every thread waits and the program never finishes. A batch of one
+    (``lax.map``) is not split. Other platforms keep the batched call. Metrics only: no
+    derivative rule (``custom_vmap`` has none).
+    """
+    return analysis.effective_rank(features)
+
+
+@_effective_rank.def_vmap
+def _effective_rank_vmap(axis_size: int, in_batched: Any, features: Array) -> tuple[Array, bool]:
+    del axis_size, in_batched  # one argument, batched along axis 0 (else this is not called)
+    ranks = lax.platform_dependent(
+        features,
+        cpu=lambda f: lax.map(_effective_rank, f),
+        default=jax.vmap(analysis.effective_rank),
+    )
+    return ranks, True

@@ -6,6 +6,10 @@ the compilation of the two programs and little else.
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -18,7 +22,8 @@ def run(tmp_path_factory):
     quick = continual.SCALES["quick"]
     tiny = continual.Scale(
         seeds=2,
-        bits=dataclasses.replace(quick.bits, tasks=3, period=20, redo_every=10, probe_size=32),
+        # The quick probe set (200 examples): the size at which 2 devices used to deadlock.
+        bits=dataclasses.replace(quick.bits, tasks=3, period=20, redo_every=10),
         digits=dataclasses.replace(
             quick.digits, tasks=3, period=5, hidden=(8, 8), redo_every=5, probe_size=32
         ),
@@ -80,3 +85,64 @@ def test_values_are_sane_and_the_summary_recomputes_from_the_runs(run):
     }
     for text in summary["claims"]["bits"].values():
         assert text.split(" (")[0].split(": ")[-1] in ("holds", "does not hold", "not resolved")
+
+
+TWO_DEVICES = textwrap.dedent(
+    """
+    import json, os, sys
+    from pathlib import Path
+    # XLA's intra-op pool is sized from the CPU affinity: two CPUs (the CI's), so that the
+    # devices are as many as the pool's threads, as when the sweep deadlocked.
+    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 2:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    import jax
+    assert jax.device_count() == 2, jax.devices()
+    from experiments import _common, continual
+    from relujax import sweep
+    fields, seeds, out = json.loads(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+    part = continual.Part(**dict(fields, hidden=tuple(fields["hidden"])))
+    streams = [
+        sweep.bit_flipping(s, tasks=part.tasks, period=part.period, probe_size=part.probe_size,
+                           test_size=part.probe_size)
+        for s in range(seeds)
+    ]
+    args = _common.RunArgs(name="continual", scale="quick", out=out, seed=0)
+    progress = _common.Progress("continual", 1)
+    labels, res = continual._sweep(args, progress, "bits", part, streams, 0)
+    series = continual._per_task(res, part.hidden)
+    record = {"labels": labels, **{k: v.tolist() for k, v in series.items()}}
+    (out / "two.json").write_text(json.dumps(record))
+    """
+)
+
+
+def test_bit_flipping_sweep_on_two_devices_equals_the_run(run, tmp_path):
+    """``_sweep`` as ``main`` calls it (Plasticity intervention, feature rank, checkpoints,
+    progress callback, chunks) on 2 CPU devices: the per-task series of the in-process run.
+
+    It used to deadlock (the rank's batched CPU SVD, see ``relujax.sweep._train``).
+    """
+    _, payload, tiny = run
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    argv = [json.dumps(dataclasses.asdict(tiny.bits)), str(tiny.seeds), str(tmp_path)]
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", TWO_DEVICES, *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=180,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the bit-flipping sweep on 2 devices did not finish in 180 s (deadlock)")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads((tmp_path / "two.json").read_text())
+    runs = payload["runs"]
+    assert two["labels"] == [r["arm"] for r in runs]
+    names = [k for k in two if k != "labels"]
+    assert set(names) == {"online_loss", "dead", "effective_rank", "replaced"}
+    for name in names:
+        want = np.asarray([r[f"bits.{name}"] for r in runs], float)
+        np.testing.assert_allclose(np.asarray(two[name], float), want, rtol=1e-5, err_msg=name)

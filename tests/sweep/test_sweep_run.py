@@ -273,6 +273,74 @@ def test_eight_devices_equal_one(tmp_path, swept_map):
     _assert_metrics_equal(eight, one)
 
 
+TWO_DEVICES = textwrap.dedent(
+    """
+    import os, sys
+    # XLA's intra-op pool is sized from the CPU affinity: two CPUs, as on the 2-core CI, so that
+    # the devices are as many as the pool's threads (what the deadlock needed) on any machine.
+    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 2:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2])
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    import jax
+    assert jax.device_count() == 2, jax.devices()
+    from relujax import data, sweep
+    ds = data.gaussian_mixture(n_train=256, n_test=32, dim=8, num_classes=3)
+    configs = [sweep.Config("constant", 1e-2, seed=s) for s in range(4)]
+    kw = dict(steps=4, model=sweep.MLPSpec((16,)), batch_size=8, eval_every=2, chunk_steps=2,
+              probe_size=256, feature_rank=True, strategy="vmap", callback=lambda info: None)
+    sweep.run(configs, ds, **kw).to_json(sys.argv[1])
+    sweep.run(configs, ds, devices=jax.devices()[:1], **kw).to_json(sys.argv[2])
+    """
+)
+
+
+def test_rank_under_vmap_is_numpys_effective_rank_of_each_matrix():
+    """The sweep's rank helper, vmapped once and twice (its own batching rule), under jit."""
+    from relujax.sweep._train import _effective_rank
+
+    x = np.array(jax.random.normal(jax.random.key(0), (2, 3, 32, 5)))
+    x[0, 0, :, 1:] = 0.0  # rank one: erank 1
+    s = np.linalg.svd(x.astype(np.float64), compute_uv=False)
+    p = s / s.sum(-1, keepdims=True)
+    want = np.exp(-np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), -1))
+    np.testing.assert_allclose(jax.jit(jax.vmap(jax.vmap(_effective_rank)))(x), want, rtol=1e-5)
+    np.testing.assert_allclose(jax.vmap(_effective_rank)(x[1]), want[1], rtol=1e-5)
+    np.testing.assert_allclose(want[0, 0], 1.0, rtol=1e-12)
+
+
+def test_feature_rank_under_vmap_on_two_devices_equals_one(tmp_path):
+    """``feature_rank`` with vmapped configurations on 2 CPU devices: the 1-device numbers.
+
+    Before the fix this deadlocked (0% CPU, never returned): jaxlib 0.10's batched CPU SVD
+    (the rank's ``jnp.linalg.svd`` under the config ``vmap``) splits its batch over XLA's
+    intra-op pool and blocks a pool thread waiting for the parts; with one such call per
+    device and as many devices as pool threads, every thread waited. Each matrix now gets
+    its own LAPACK call on CPU (``rank_metrics``).
+    """
+    two, one = tmp_path / "two.json", tmp_path / "one.json"
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", TWO_DEVICES, str(two), str(one)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=180,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the 2-device sweep with feature_rank did not finish in 180 s (deadlock)")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two_r, one_r = sweep.SweepResult.from_json(two), sweep.SweepResult.from_json(one)
+    assert (two_r.meta["devices"], one_r.meta["devices"]) == (2, 1)
+    rank = two_r.metrics["effective_rank"]
+    chex.assert_shape(rank, (4, 3, 1))
+    assert np.all((rank >= 1) & (rank <= 16)), rank  # 16 units: erank in [1, 16]
+    # Two configurations per device against four on one: batched float32 sums may round
+    # differently, so equal to float32 tolerance rather than bit for bit.
+    _assert_metrics_equal(two_r, one_r, rtol=1e-5, atol=1e-6)
+
+
 def test_regression():
     """Float targets train with mean squared error and record no accuracy."""
     from flax import nnx
