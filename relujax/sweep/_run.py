@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, cast
 
@@ -16,7 +17,7 @@ from jax.sharding import PartitionSpec as P
 
 from relujax import _optional, _validation
 from relujax.data import Dataset
-from relujax.sweep import _stream
+from relujax.sweep import _lapack, _stream
 from relujax.sweep._checkpoint import Checkpointer
 from relujax.sweep._host import put, to_host
 from relujax.sweep._intervention import Intervention
@@ -206,6 +207,10 @@ def _intervention_metric_names(p: Plan, group_state: RunState) -> list[str]:
 # stage 3: chunks
 
 
+#: Plans whose chunk program was checked by :func:`relujax.sweep._lapack.check`.
+_LAPACK_CHECKED: weakref.WeakSet[Plan] = weakref.WeakSet()
+
+
 def train_chunk(p: Plan, s: SweepState) -> tuple[SweepState, float]:
     """Stage 3: train the next chunk of every configuration in one compiled program.
 
@@ -224,7 +229,11 @@ def train_chunk(p: Plan, s: SweepState) -> tuple[SweepState, float]:
     hps, keys, data = s.inputs
     chunk_steps, eval_every = cast(int, p.options.chunk_steps), cast(int, p.options.eval_every)
     start = jnp.int32(c * chunk_steps)
-    states, chunk_metrics = p.program()(s.states, hps, keys, start, data)
+    args = (s.states, hps, keys, start, data)
+    if p not in _LAPACK_CHECKED:  # once per plan: lowering the program again costs a trace
+        _lapack.check(p.program(), args, p.devices)
+        _LAPACK_CHECKED.add(p)
+    states, chunk_metrics = p.program()(*args)
     chunk_metrics = to_host(chunk_metrics)
     per_chunk = chunk_steps // eval_every
     metrics = {n: v.copy() for n, v in s.metrics.items()}
