@@ -6,13 +6,11 @@ the compilation of the two programs and little else.
 
 import dataclasses
 import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
+from script_runner import run_python
 
 from experiments import continual
 
@@ -124,20 +122,8 @@ def test_bit_flipping_sweep_on_two_devices_equals_the_run(run, tmp_path):
     It used to deadlock (the rank's batched CPU SVD, see ``relujax.sweep._train``).
     """
     _, payload, tiny = run
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
     argv = [json.dumps(dataclasses.asdict(tiny.bits)), str(tiny.seeds), str(tmp_path)]
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", TWO_DEVICES, *argv],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=180,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("the bit-flipping sweep on 2 devices did not finish in 180 s (deadlock)")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_python(TWO_DEVICES, *argv, what="the bit-flipping sweep on 2 devices")
     two = json.loads((tmp_path / "two.json").read_text())
     runs = payload["runs"]
     assert two["labels"] == [r["arm"] for r in runs]

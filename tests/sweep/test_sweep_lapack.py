@@ -1,14 +1,11 @@
 """A batched CPU LAPACK call in a multi-device sweep is an early error on jaxlib < 0.12, where
 it deadlocks XLA's thread pool, instead of a program that never finishes."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import jax
 import jax.numpy as jnp
-import pytest
+from script_runner import run_python
 
 from relujax.sweep import _lapack
 
@@ -79,15 +76,7 @@ ORTHO = textwrap.dedent(
 
 
 def test_a_batched_qr_on_two_cpu_devices_is_refused_or_runs_never_hangs():
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", ORTHO], capture_output=True, text=True, env=env, timeout=180
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("a 2-device sweep with a batched QR did not finish in 180 s (deadlock)")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_python(ORTHO, what="a 2-device sweep with a batched QR")
     if _lapack._jaxlib_version() < _lapack.FIXED_IN:
         assert "REFUSED" in proc.stdout and "lapack_sgeqrf" in proc.stdout, proc.stdout
         assert "strategy='map'" in proc.stdout

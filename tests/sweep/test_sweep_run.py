@@ -15,6 +15,7 @@ import chex
 import jax
 import numpy as np
 import pytest
+from script_runner import run_python
 
 from relujax import data, schedules, sweep
 
@@ -318,19 +319,7 @@ def test_feature_rank_under_vmap_on_two_devices_equals_one(tmp_path):
     its own LAPACK call on CPU (``rank_metrics``).
     """
     two, one = tmp_path / "two.json", tmp_path / "one.json"
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env.pop("XLA_FLAGS", None)
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-c", TWO_DEVICES, str(two), str(one)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=180,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail("the 2-device sweep with feature_rank did not finish in 180 s (deadlock)")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_python(TWO_DEVICES, str(two), str(one), what="the 2-device sweep with feature_rank")
     two_r, one_r = sweep.SweepResult.from_json(two), sweep.SweepResult.from_json(one)
     assert (two_r.meta["devices"], one_r.meta["devices"]) == (2, 1)
     rank = two_r.metrics["effective_rank"]
