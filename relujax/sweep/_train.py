@@ -377,13 +377,10 @@ def rank_metrics(apply: Callable, params: Any, rest: Any, x_probe: Array) -> dic
 def _effective_rank(features: Array) -> Array:
     """:func:`relujax.analysis.effective_rank`; under ``vmap`` on CPU, one SVD per matrix.
 
-    jaxlib 0.10.2's batched CPU SVD (``lapack_sgesdd_ffi`` over a batch) splits the batch
-    over XLA's intra-op thread pool and blocks its pool thread until the parts are done
-    (``jax::ParallelBatchMap``; jaxlib 0.12 does not hang). In a sweep on several CPU devices
-    each device runs such a call at once (the config axis is vmapped); with as many devices
-    as pool threads every thread waits and the program never finishes. A batch of one
-    (``lax.map``) is not split. Other platforms keep the batched call. Metrics only: no
-    derivative rule (``custom_vmap`` has none).
+    A batched CPU SVD deadlocks a sweep on several CPU devices with jaxlib < 0.12 (see
+    :mod:`relujax.sweep._lapack`, which refuses such programs); a batch of one (``lax.map``)
+    is not split over the thread pool. Other platforms keep the batched call. Metrics only:
+    no derivative rule (``custom_vmap`` has none).
     """
     return analysis.effective_rank(features)
 
