@@ -102,6 +102,20 @@ def test_stacked_blocks_and_auto(monkeypatch):
     assert seen.pop() is None
 
 
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="auto blocks on CPU only")
+def test_auto_blocks_hold_at_most_two_mib_of_the_largest_site(monkeypatch):
+    # 100 KB per sample (the benchmark CNN's first conv site), 6.4 MB per batch of 64: blocks
+    # of 16 samples (1.6 MB; the largest divisor of 64 within 2 MiB), measured faster on CPU
+    # than blocks of 8 within a 1 MiB L2 (benchmarks/README.md).
+    seen = spy(monkeypatch)
+    xs = randn(5, 2, 64, 25_000)
+    stats = analysis.collect(jax.nn.relu, list(xs), moments=False)
+    assert seen.pop()[1] == 16
+    firing = (np.asarray(xs) > 0).sum((0, 1))
+    np.testing.assert_array_equal(stats["relu_0"].firing.to_numpy(), firing)
+    assert _blocks.choose(64, 25_000 * 4, _collect.AUTO_BLOCK_BYTES) == 16
+
+
 def test_auto_never_blocks_a_batch_coupled_model(monkeypatch):
     seen = spy(monkeypatch)
     monkeypatch.setattr(_collect, "AUTO_MIN_BYTES", 0)
