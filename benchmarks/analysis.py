@@ -7,7 +7,7 @@ For an MLP 784-1024-1024-1024-10 and a small CNN (relujax.nn, ReLU), over 32 bat
   both as a Python loop of one jitted call per batch, compile excluded (each is run once before
   timing; collect reuses its traced program and compiled step across calls). The default
   sub_batch="auto" evaluates a batch in blocks of samples where the model is proved
-  per-sample and a site holds >= 4 MiB (the CNN: blocks of 8); sub_batch=None reduces each
+  per-sample and a site holds >= 4 MiB (the CNN: blocks of 16); sub_batch=None reduces each
   batch whole (the MLP is never blocked, so its two rows are the same program);
 * floor: the same forward pass plus ONE per-unit sum of every site's output, in one jitted
   program, unblocked and blocked (1 MiB blocks, relujax.analysis._reduce): no statistics can
@@ -18,8 +18,10 @@ For an MLP 784-1024-1024-1024-10 and a small CNN (relujax.nn, ReLU), over 32 bat
 * train step: one jitted Adam step (optax, cross-entropy) whose loss is wrapped in
   analysis.with_stats (statistics returned from jax.grad's aux), over the plain step, for both
   moment settings. Each step is timed alone (it waits for the previous step's parameters
-  anyway); the ratio is of the fastest steps over all repeats (batches x repeats steps each),
-  with the ratio of the medians beside it.
+  anyway), and the three steps alternate batch by batch, each on its own parameter chain, so
+  that the k-th steps of all three run under the same machine state; the ratio is the median
+  over all batches x repeats of (step with statistics / plain step) of such pairs, with the
+  ratios of the fastest and of the median steps beside it.
 
 Every other figure is the minimum over interleaved repeats (the machine may be shared: the load
 average is printed before and after). Memory: XLA's compiled temp bytes of a lax.scan over 8
@@ -27,6 +29,7 @@ and 32 batches of the with_stats step (equal: peak memory does not grow with the
 batches).
 
 Run: python benchmarks/analysis.py [--repeats 7] [--batch 256] [--batches 32] [--quick]
+     python benchmarks/analysis.py --blocks 4,8,16,32,64   # the CNN's collect per block size
 The last line reads exactly:
   analysis overhead: mlp <r>x, cnn <r>x; train step: mlp <r>x, cnn <r>x
 (default statistics).
@@ -88,7 +91,7 @@ def auto_block(model: nnx.Module, x: jax.Array) -> int | None:
     largest = max(math.prod(s.shape) * 4 for s in sites)
     if largest < _collect.AUTO_MIN_BYTES:
         return None
-    return _blocks.choose(x.shape[0], -(-largest // x.shape[0]), _reduce.BLOCK_BYTES)
+    return _blocks.choose(x.shape[0], -(-largest // x.shape[0]), _collect.AUTO_BLOCK_BYTES)
 
 
 def sub_batched(fn: Callable[..., Any], size: int) -> Callable[..., Any]:
@@ -205,20 +208,25 @@ def overhead(
     def loop(fn):
         return lambda: [fn(state, b) for b in batches]
 
-    per_step: dict[str, list[float]] = {}
+    step_fns = {
+        "train step": plain,
+        "train step + with_stats": observed,
+        "train step + with_stats(moments=False)": observed_cheap,
+    }
+    per_step: dict[str, list[float]] = {name: [] for name in step_fns}
 
-    def steps(name, fn):
-        times = per_step.setdefault(name, [])
-
-        def run():  # each step timed alone: a step needs the previous one's parameters anyway
-            params, opt = state, opt_state
-            for b, y in zip(batches, labels, strict=True):
+    def paired_steps():
+        """The three steps alternate batch by batch, each on its own parameter chain, so that
+        the k-th step of each variant runs under the same machine state (paired)."""
+        chains = {name: (state, opt_state) for name in step_fns}
+        for b, y in zip(batches, labels, strict=True):
+            for name, fn in step_fns.items():
+                params, opt = chains[name]
                 start = time.perf_counter()
                 params, opt, _ = jax.block_until_ready(fn(params, opt, b, y))
-                times.append(time.perf_counter() - start)
-            return params
-
-        return name, run
+                per_step[name].append(time.perf_counter() - start)
+                chains[name] = (params, opt)
+        return params
 
     runs = {
         "forward": loop(forward),
@@ -239,32 +247,35 @@ def overhead(
             ),
         }
     )
-    runs.update(
-        [
-            steps("train step", plain),
-            steps("train step + with_stats", observed),
-            steps("train step + with_stats(moments=False)", observed_cheap),
-        ]
-    )
+    runs["train steps (paired)"] = paired_steps
     t = measure(runs, repeats)
     for times in per_step.values():
         del times[:n_batches]  # the warm-up run (compilation)
     step_min = {name: min(v) for name, v in per_step.items()}
     step_median = {name: statistics.median(v) for name, v in per_step.items()}
+    plain_times = per_step["train step"]
+    paired = {  # the median over all batches x repeats of (variant step / plain step)
+        name: statistics.median(a / b for a, b in zip(v, plain_times, strict=True))
+        for name, v in per_step.items()
+    }
     floor = min(t["floor"], t["floor (blocked)"])
     print(f"  collect's sub_batch='auto' block: {size} samples" if size else "  not blocked")
     for name, v in t.items():
+        if name == "train steps (paired)":
+            continue
         line = f"  {name:40s} {v * 1e3:9.1f} ms"
         if name.startswith(("floor", "collect")) or name.startswith("forward ("):
             line += f"   / forward {v / t['forward']:5.2f}x"
         if name.startswith("collect"):
             line += f"   / floor {v / floor:5.2f}x"
-        if name.startswith("train step"):
-            line += f"   one step: min {step_min[name] * 1e3:7.2f} ms, median "
-            line += f"{step_median[name] * 1e3:7.2f} ms"
-        if name.startswith("train step +"):
-            line += f"   / step {step_min[name] / step_min['train step']:5.2f}x"
-            line += f" (medians {step_median[name] / step_median['train step']:5.2f}x)"
+        print(line)
+    for name in step_fns:
+        line = f"  {name:40s} one step: min {step_min[name] * 1e3:7.2f} ms, median "
+        line += f"{step_median[name] * 1e3:7.2f} ms"
+        if name != "train step":
+            line += f"   / step: paired {paired[name]:5.2f}x (mins "
+            line += f"{step_min[name] / step_min['train step']:5.2f}x, medians "
+            line += f"{step_median[name] / step_median['train step']:5.2f}x)"
         print(line)
     return {
         "collect": t["collect"] / t["forward"],
@@ -272,9 +283,40 @@ def overhead(
         "whole": t["collect(sub_batch=None)"] / t["forward"],
         "whole cheap": t["collect(moments=False, sub_batch=None)"] / t["forward"],
         "floor": floor / t["forward"],
-        "step": step_min["train step + with_stats"] / step_min["train step"],
-        "step cheap": step_min["train step + with_stats(moments=False)"] / step_min["train step"],
+        "step": paired["train step + with_stats"],
+        "step cheap": paired["train step + with_stats(moments=False)"],
     }
+
+
+def block_sizes(sizes: list[int], batch: int, n_batches: int, repeats: int) -> None:
+    """The CNN's collect (both moment settings), forward pass and floor on blocks of each size,
+    interleaved, as ratios to the whole-batch forward pass: why ``sub_batch="auto"`` picks
+    the block size it does."""
+    model, shape = models(batch)["cnn"]
+    keys = jax.random.split(jax.random.key(1), n_batches)
+    batches = [jax.random.normal(k, shape) for k in keys]
+    graphdef, state = nnx.split(model)
+
+    def apply(state, x):
+        return nnx.merge(graphdef, state)(x)
+
+    def loop(fn):
+        return lambda: [fn(state, b) for b in batches]
+
+    runs: dict[str, Callable[[], Any]] = {"forward": loop(jax.jit(apply))}
+    for n in sizes:
+        part = floor_fn(apply, state, batches[0][:n], False)
+        runs[f"collect, blocks of {n}"] = lambda n=n: analysis.collect(model, batches, sub_batch=n)
+        runs[f"collect(moments=False), blocks of {n}"] = lambda n=n: analysis.collect(
+            model, batches, moments=False, sub_batch=n
+        )
+        runs[f"forward, blocks of {n}"] = loop(sub_batched(apply, n))
+        runs[f"floor, blocks of {n}"] = loop(sub_batched(part, n))
+    print(f"cnn: {n_batches} batches of {shape}, minimum of {repeats} repeats; auto picks "
+          f"{auto_block(model, batches[0])}")  # fmt: skip
+    t = measure(runs, repeats)
+    for name, v in t.items():
+        print(f"  {name:40s} {v * 1e3:9.1f} ms   / forward {v / t['forward']:5.2f}x")
 
 
 def scan_temp_bytes(model: nnx.Module, shape: tuple[int, ...], n: int) -> int:
@@ -296,11 +338,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256, help="samples per batch")
     parser.add_argument("--batches", type=int, default=32, help="batches per timed run")
     parser.add_argument("--quick", action="store_true", help="smoke run: 4 batches of 32")
+    parser.add_argument(
+        "--blocks", type=str, default=None,
+        help="only time the CNN's collect on blocks of these sizes, e.g. 4,8,16,32,64",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.batch, args.batches = 2, 32, 4
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, {jax.devices()[0]}")
     print(f"cpu: {cpu_model()}, {os.cpu_count()} cores; load average {load()}")
+    if args.blocks:
+        sizes = [int(v) for v in args.blocks.split(",")]
+        block_sizes(sizes, args.batch, args.batches, args.repeats)
+        print(f"load average after: {load()}")
+        return
     r = {}
     for name, (model, shape) in models(args.batch).items():
         print(f"{name}: {args.batches} batches of {shape}, minimum of {args.repeats} repeats")
