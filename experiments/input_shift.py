@@ -27,8 +27,8 @@ from typing import NamedTuple
 import numpy as np
 
 import relujax
-from experiments import _common, _figures, _stats, _sweeps
-from experiments._stats import Interval
+from experiments import _common, _sweeps
+from experiments._shift_report import draw, readme_block, tabulate
 from relujax import sweep
 
 NAME = "input_shift"
@@ -115,80 +115,6 @@ def datasets(scale: Scale, seed: int) -> list[tuple[float, str, relujax.data.Dat
     return out
 
 
-def _cell(arms, res, hidden, act, prep, shift, e):
-    """(first-layer dead, all-units dead, accuracy) over seeds at evaluation ``e``.
-
-    Each is the mean with its 95% t-interval over the seeds (:class:`_stats.Interval`).
-    """
-    sel = np.array(
-        [a.config.activation == act and a.label == f"{prep} {shift:g}" for a in arms],
-        dtype=bool,
-    )
-    first = _stats.t_interval(res["dead"][sel, e, 0], within=(0, 1))
-    total = _stats.t_interval(_sweeps.unit_fraction(res["dead"][sel, e], hidden), within=(0, 1))
-    acc = _stats.t_interval(res["test_accuracy"][sel, e], within=(0, 1))
-    return first, total, acc
-
-
-def _finding(act: str, prep: str, init_first: dict, end_first: dict, acc: dict) -> str:
-    lo, hi = min(init_first), max(init_first)
-    base = end_first[0.0]
-    neg, pos = end_first[lo], end_first[hi]
-    if prep == "standardized":
-        spread = max(end_first.values()) - min(end_first.values())
-        return (
-            "Standardization undoes the shift: the dead fraction is the same at every m "
-            f"(spread {spread:.1%}) and accuracy stays at {min(acc.values()):.3f} or above."
-        )
-    verb = "kills" if act == "relu" else "silences (never positive, still a 0.01 gradient)"
-    parts = []
-    if neg > base + 0.1:
-        parts.append(
-            f"the shift {verb} first-layer units: {init_first[lo]:.0%} at init and "
-            f"{neg:.0%} after training at m = {lo:g}, vs {base:.0%} at m = 0"
-        )
-    else:
-        parts.append(
-            f"a shift of {lo:g} leaves the first layer about as alive as m = 0 "
-            f"({neg:.0%} vs {base:.0%} never positive after training)"
-        )
-    if hi > 0:
-        if abs(pos - neg) < 0.1:
-            parts.append(
-                f"a positive shift (m = {hi:g}) does the same ({pos:.0%}): the sign does not matter"
-            )
-        else:
-            parts.append(f"a positive shift (m = {hi:g}) gives {pos:.0%}")
-    return "; ".join(parts).capitalize() + f"; accuracy {acc[lo]:.3f} at m = {lo:g}."
-
-
-def readme_block(summary: dict) -> str:
-    """The docs' generated block: setting, findings and the table, from the summary."""
-    sz = summary["sizes"]
-    return "\n\n".join(
-        [
-            f"Gaussian mixture (16-d, 4 classes), inputs + m in every coordinate; MLP "
-            f"{tuple(sz['hidden'])}, He init, Adam lr {sz['lr']:g}, {sz['steps']} steps, "
-            f"{len(sz['seeds'])} seeds: mean [95% t-interval over seeds]. Dead = "
-            "pre-activation never positive on 1024 training examples.",
-            _common.markdown_table(("activation", "inputs", "finding"), summary["claim_rows"]),
-            _common.markdown_table(
-                (
-                    "activation",
-                    "inputs",
-                    "m",
-                    "layer-1 dead at init",
-                    "layer-1 dead after",
-                    "all dead at init",
-                    "all dead after",
-                    "test acc",
-                ),
-                summary["number_rows"],
-            ),
-        ]
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the experiment; returns the payload written to ``results.json``."""
     started = time.time()
@@ -223,27 +149,10 @@ def main(argv: Sequence[str] | None = None) -> dict:
         eval_every=scale.eval_every,
     )
     res = _sweeps.arrays(result)
-    grid: dict[str, dict] = {}
-    claim_rows, number_rows = [], []
-    for act in ACTIVATIONS:
-        for prep in PREPROCESSING:
-            init_first, end_first, acc = {}, {}, {}
-            for m in scale.shifts:
-                f0, t0, _ = _cell(arms, res, scale.hidden, act, prep, m, 0)
-                f1, t1, a1 = _cell(arms, res, scale.hidden, act, prep, m, -1)
-                init_first[m], end_first[m], acc[m] = f0.mean, f1.mean, a1.mean
-                grid[f"{act} {prep} {m:g}"] = {
-                    "first_layer_dead_init": f0.to_dict(),
-                    "dead_init": t0.to_dict(),
-                    "first_layer_dead_final": f1.to_dict(),
-                    "dead_final": t1.to_dict(),
-                    "accuracy": a1.to_dict(),
-                }
-                number_rows.append(
-                    [act, prep, f"{m:g}", *(v.pct() for v in (f0, f1, t0, t1)), a1.num()]
-                )
-            claim_rows.append([act, prep, _finding(act, prep, init_first, end_first, acc)])
-    figures = _draw(args.out, scale, grid)
+    grid, claim_rows, number_rows = tabulate(
+        arms, res, scale, activations=ACTIVATIONS, preprocessing=PREPROCESSING
+    )
+    figures = draw(args.out, scale, grid, activations=ACTIVATIONS, preprocessing=PREPROCESSING)
     payload = {
         "sizes": dataclasses.asdict(scale),
         "steps": res["steps"],
@@ -281,52 +190,6 @@ def main(argv: Sequence[str] | None = None) -> dict:
     )
     _common.write_summary(args, text)
     return payload
-
-
-def _draw(out, scale: Scale, grid: dict[str, dict]) -> list[str]:
-    """Dead units and accuracy vs shift; distinct styles, legend outside the axes."""
-    plt = _figures.pyplot()
-    shifts = np.asarray(scale.shifts)
-
-    def series(key: str, when: str = "") -> dict[str, tuple]:
-        out = {}
-        for act in ACTIVATIONS:
-            for prep in PREPROCESSING:
-                name = f"{key}_{when}" if when else key
-                ivs = [Interval.from_dict(grid[f"{act} {prep} {m:g}"][name]) for m in shifts]
-                label = f"{act}, {prep}"  # the panel titles say when
-                out[label] = tuple(
-                    np.array([getattr(iv, k) for iv in ivs]) for k in ("mean", "lo", "hi")
-                )
-        return out
-
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7), sharey=True, sharex=True)
-    for row, when in enumerate(("init", "final")):
-        for col, (key, title) in enumerate(
-            (("first_layer_dead", "first hidden layer"), ("dead", "all hidden units"))
-        ):
-            ax = axes[row][col]
-            _figures.curves(ax, shifts, series(key, when), scale=100, spread=0.01)
-            ax.set_title(
-                f"{title}, {'at initialization' if when == 'init' else 'after training'}",
-                fontsize=10,
-            )
-            ax.grid(alpha=0.3)
-        axes[row][0].set_ylabel("dead units (%)")
-    for ax in axes[1]:
-        ax.set_xlabel("input shift m")
-    _figures.legend_right(fig, axes[0][1], title=f"mean, 95% band, {len(scale.seeds)} seeds")
-    fig.tight_layout()
-    _figures.save(fig, out / "dead_vs_shift.png")
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    _figures.curves(ax, shifts, series("accuracy"), spread=0.01)
-    ax.set_xlabel("input shift m")
-    ax.set_ylabel("test accuracy after training")
-    ax.grid(alpha=0.3)
-    _figures.legend_right(fig, ax, title=f"mean, 95% band, {len(scale.seeds)} seeds")
-    _figures.save(fig, out / "accuracy_vs_shift.png")
-    return ["dead_vs_shift.png", "accuracy_vs_shift.png"]
 
 
 if __name__ == "__main__":
