@@ -609,6 +609,18 @@ class Observer:
     def absorb(self, acc: dict[str, Any], name: str, state: Any) -> None:
         raise NotImplementedError
 
+    def scan_inputs(self, slots: Sequence[_Slot]) -> Any:
+        """Arrays stacked along a ``scan``'s iterations that its body needs, given the slots
+        observed inside it: threaded in as extra ``xs`` (iteration ``i`` gets slice ``i``);
+        :func:`relujax.analysis.with_site_grads` threads its per-iteration probes this way.
+        None (nothing) for statistics."""
+        return None
+
+    @contextlib.contextmanager
+    def iteration(self, inputs: Any):
+        """In force while a ``scan``'s body is traced, with its slices of :meth:`scan_inputs`."""
+        yield
+
 
 @contextlib.contextmanager
 def _context(eqn: Any):
@@ -755,10 +767,13 @@ def _recurse_scan(spec, eqn, subs, slots, depth, invals, acc, obs) -> list[Any]:
     nc, ncarry = spec.num_consts, spec.num_carry
     consts, carry, xs = invals[:nc], invals[nc : nc + ncarry], invals[nc + ncarry :]
     init = [_empty(obs, s, s.lead(depth + 1)) for s in pooled]
+    extra = obs.scan_inputs(slots)
 
-    def body(c, x):
+    def body(c, x_extra):
+        x, ex = x_extra
         local = {s.key.name: st for s, st in zip(pooled, c[1], strict=True)}
-        outs = evaluate(sub, sub.consts, [*consts, *c[0], *x], local, obs)
+        with obs.iteration(ex):
+            outs = evaluate(sub, sub.consts, [*consts, *c[0], *x], local, obs)
         per_iteration = [
             local[s.key.name] if s.key.name in local else _empty(obs, s, s.lead(depth + 1))
             for s in stacked
@@ -770,7 +785,7 @@ def _recurse_scan(spec, eqn, subs, slots, depth, invals, acc, obs) -> list[Any]:
         (carry_out, pooled_states), (ys, stacked_states) = lax.scan(
             body,
             (carry, init),
-            xs,
+            (xs, extra),
             length=spec.length,
             reverse=spec.reverse,
             unroll=spec.unroll,

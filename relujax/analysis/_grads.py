@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import math
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, NamedTuple, cast
 
@@ -70,11 +73,38 @@ class GradStats(NamedTuple):
 
 
 class _ProbeObserver(Observer):
-    """Adds ``probes[name]`` to the pre-activation of each probed site where it is defined."""
+    r"""Adds each probed site's probe to its pre-activation where that is defined.
 
-    def __init__(self, selected: Collection[str], perturb: dict[Any, Callable[[Any], Any]]):
+    The probe of a site inside ``scan`` loops is stacked along them (outermost first): each
+    scan takes the probes of the sites in its body as extra ``xs`` (:meth:`scan_inputs`) and
+    its body reads its iteration's slice (:meth:`iteration`), so the gradient with respect to
+    the stacked probe is :math:`\partial L / \partial z` of every iteration.
+    """
+
+    def __init__(self, selected: Collection[str], hits: Sequence[_capture._Hit], probes):
         self.selected = frozenset(selected)
-        self.perturb = perturb
+        self.current: dict[str, Array] = dict(probes)  # each probe, sliced by the scans entered
+        by_var: dict[Any, list[str]] = {}
+        for hit in hits:
+            by_var.setdefault(hit.pre, []).append(hit.slot.key.name)
+        self.perturb = {v: functools.partial(self._add, names) for v, names in by_var.items()}
+
+    def _add(self, names: list[str], x: Any) -> Any:
+        for name in names:
+            x = x + self.current[name]
+        return x
+
+    def scan_inputs(self, slots: Sequence[_capture._Slot]) -> dict[str, Array]:
+        return {s.key.name: self.current[s.key.name] for s in slots if s.key.name in self.current}
+
+    @contextlib.contextmanager
+    def iteration(self, inputs: dict[str, Array]):
+        saved = self.current
+        self.current = {**saved, **inputs}
+        try:
+            yield
+        finally:
+            self.current = saved
 
     def empty(self, site) -> tuple[()]:
         return ()  # no state: the probes' gradients are the result
@@ -86,47 +116,47 @@ class _ProbeObserver(Observer):
         pass
 
 
-def _hits(plan: _capture._Plan, where: str | None = None):
-    """Every ``(hit, where)`` of the plan; ``where`` names an enclosing construct the probes
-    cannot reach through (a loop, a custom derivative rule's body), else None."""
+def _hits(plan: _capture._Plan, where: str | None = None, lengths: tuple[int, ...] = ()):
+    """Every ``(hit, where, lengths)`` of the plan: ``lengths`` are the trip counts of the
+    ``scan`` loops around the hit, outermost first; ``where`` names an enclosing construct the
+    probes cannot reach through (a ``while`` loop, a custom derivative rule's body), else None."""
     for hits in plan.after.values():
         for hit in hits:
-            yield hit, where
+            yield hit, where, lengths
     for i, subs in plan.subs.items():
         p = plan.jaxpr.eqns[i].primitive
-        inner = where
-        if inner is None and p in (P.scan_p, P.while_p):
-            inner = f"a {p.name} loop"
+        inner, inner_lengths = where, lengths
+        if p is P.scan_p:
+            inner_lengths = (*lengths, plan.specs[i].length)
+        elif inner is None and p is P.while_p:
+            inner = "a while loop (it has no static trip count to stack a probe along)"
         elif inner is None and p in (P.custom_jvp_call_p, P.custom_vjp_call_p):
             inner = f"the body of a {p.name} (its derivative rule is kept)"
         for sub in subs:
             if sub is not None:
-                yield from _hits(sub, inner)
+                yield from _hits(sub, inner, inner_lengths)
 
 
-def _perturbations(
-    hits: Sequence[_capture._Hit], probes: dict[str, Array]
-) -> dict[Any, Callable[[Any], Any]]:
-    by_var: dict[Any, list[Array]] = {}
-    for hit in hits:
-        by_var.setdefault(hit.pre, []).append(probes[hit.slot.key.name])
-
-    def add(x: Any, ps: list[Array]) -> Any:
-        for p in ps:
-            x = x + p
-        return x
-
-    return {v: (lambda x, ps=ps: add(x, ps)) for v, ps in by_var.items()}
+def _count(n: int, shape: tuple[int, ...]) -> Count:
+    """The exact count ``n`` (a Python int, possibly above 2**32) broadcast to ``shape``."""
+    return Count(jnp.full(shape, n >> 32, jnp.uint32), jnp.full(shape, n & 0xFFFFFFFF, jnp.uint32))
 
 
-def _per_unit(g: Array, axis: int) -> GradStats:
+def _per_unit(g: Array, axis: int, lengths: tuple[int, ...], kept: Collection[int]) -> GradStats:
+    """``GradStats`` of the probe gradient ``g`` (``lengths + pre-activation shape``): per
+    iteration of the loops at ``kept`` (indices into ``lengths``), summed over the others."""
+    k = len(lengths)
     g = jnp.abs(g.astype(jnp.promote_types(g.dtype, jnp.float32)))
-    if g.ndim == 0:
-        g = g.reshape(1, 1)
+    if g.ndim == k:
+        g = g.reshape((*lengths, 1, 1))
     else:
-        g = jnp.moveaxis(g, axis, -1).reshape(-1, g.shape[axis])
-    rows, units = g.shape
-    return GradStats(jnp.sum(g, axis=0), Count.of(jnp.full((units,), rows, jnp.uint32)))
+        g = jnp.moveaxis(g, k + axis, -1)
+        g = g.reshape((*lengths, -1, g.shape[-1]))
+    rows = g.shape[-2]
+    pooled = tuple(d for d in range(k) if d not in kept)
+    abs_sum = jnp.sum(g, axis=(*pooled, k))
+    n = rows * math.prod(lengths[d] for d in pooled)
+    return GradStats(abs_sum, _count(n, abs_sum.shape))
 
 
 def with_site_grads(
@@ -136,6 +166,7 @@ def with_site_grads(
     sites: Selector | None = None,
     exclude: Selector | None = None,
     activations: Collection[str] | None = None,
+    loops: str = "auto",
     unit_axis: UnitAxis = None,
 ) -> Callable[..., Any]:
     r"""Wraps a scalar loss to also return the mean :math:`|\partial L / \partial z|` per unit.
@@ -159,15 +190,28 @@ def with_site_grads(
     activations' own derivative rules (relujax's kink conventions). It is one forward and one
     backward pass; it works inside ``jax.jit`` (use it there) and ``jax.vmap``.
 
+    Loops: a site inside ``scan`` loops (static trip counts: ``flax.linen.scan``,
+    ``nnx.scan``, ``lax.scan`` over stacked weights, ``fori_loop`` with static bounds, nested
+    or ``reverse=True``) gets a probe stacked along them, threaded into each scan as an extra
+    ``xs`` input, iteration :math:`t` adding its slice :math:`p_t` to :math:`z_t`; so
+    :math:`\partial L / \partial p_t = \partial L / \partial z_t` for every iteration. The
+    sites' names and order are :func:`with_stats`'s for the same ``loops``: with ``"auto"`` a
+    loop over layers gives one ``GradStats`` per layer (``Net/layers[3]/relu_0``, iteration
+    :math:`t` in the order of the scanned inputs), a loop over data pools its iterations;
+    ``"per_iteration"`` keeps every iteration, ``"pooled"`` pools them all. Pooling adds the
+    iterations' sums and counts,
+    :math:`g_j = \sum_{t,s} |\partial L / \partial z_{t,s,j}| \,/\, (T n_j)`, not the
+    magnitude of the summed gradient.
+
     Conventions: ``L`` is the function's output as written, so with a batch-mean loss each
     entry carries the factor :math:`1/N` (use a sum to get per-sample gradients; the ReDo
     score of :func:`gradient_dormant` does not depend on that scale). When :math:`z` has
     other uses besides the activation (a skip connection reading it, two activations of the
     same :math:`z`), :math:`\partial L / \partial z` is the total derivative through all of
     them. For a site observed on its output (a :func:`tag`, crelu) the probe is on that
-    output. Sites inside a ``scan``/``while`` loop or inside a user's ``custom_jvp`` /
-    ``custom_vjp`` function raise ``ValueError`` (leave them out with ``exclude=``). An NNX
-    module's state updates during the call are discarded.
+    output. Sites inside a ``while`` loop (no static trip count) or inside a user's
+    ``custom_jvp`` / ``custom_vjp`` function raise ``ValueError`` (leave them out with
+    ``exclude=``). An NNX module's state updates during the call are discarded.
 
     Args:
       fn: a function returning a real scalar (the loss); its array arguments are traced,
@@ -177,6 +221,8 @@ def with_site_grads(
       sites: which sites to probe: names, globs or compiled regexes (default: all).
       exclude: sites to leave out, in the same forms.
       activations: ``jit`` names treated as activations (default :func:`default_activations`).
+      loops: ``"auto"`` (default), ``"per_iteration"`` or ``"pooled"``: how sites inside
+        ``scan`` loops are kept, as in :func:`collect`.
       unit_axis: which axis holds a site's units (see :func:`collect`).
 
     Returns:
@@ -184,9 +230,9 @@ def with_site_grads(
       ``argnums`` (``arg_grads`` a tuple when ``argnums`` is a sequence).
 
     Raises:
-      ValueError: ``fn``'s output is not a real scalar, it has no activation site, or a
-        selected site is in a loop or a custom derivative rule's body, or has a constant
-        pre-activation.
+      ValueError: ``fn``'s output is not a real scalar, it has no activation site, ``loops``
+        is not one of the three, or a selected site is in a ``while`` loop or a custom
+        derivative rule's body, or has a constant pre-activation.
 
     Examples:
       >>> import jax, jax.numpy as jnp, relujax
@@ -198,6 +244,16 @@ def with_site_grads(
       >>> value, grads = jax.jit(analysis.with_site_grads(loss))(w1, x)
       >>> grads["relu_0"].abs_mean, grads["leaky_relu_0"].abs_mean
       (Array([1., 0.], dtype=float32), Array([1. , 0.1], dtype=float32))
+
+      A ``lax.scan`` over stacked layers gives one entry per layer; in layer 1, unit 1 has
+      :math:`z = -(h_0 + h_1) < 0`, dead:
+
+      >>> ws = jnp.array([[[1.0, 0.0], [0.0, 1.0]], [[1.0, -1.0], [1.0, -1.0]]])
+      >>> def deep(ws, x):
+      ...     return jnp.sum(jax.lax.scan(lambda h, w: (relujax.relu(h @ w), None), x, ws)[0])
+      >>> _, grads = jax.jit(analysis.with_site_grads(deep))(ws, jnp.array([[1.0, 2.0]]))
+      >>> {name: g.abs_mean.tolist() for name, g in grads.items()}
+      {'relu_0[0]': [1.0, 1.0], 'relu_0[1]': [1.0, 0.0]}
     """
     nums: tuple[int, ...] = ()
     if argnums is not None:
@@ -215,7 +271,7 @@ def with_site_grads(
                     f"with_site_grads: argnums {k} is out of range for {len(args)} positional "
                     "arguments."
                 )
-        traced = _trace(fn, args, kwargs, activations, "pooled", unit_axis)
+        traced = _trace(fn, args, kwargs, activations, loops, unit_axis)
         plan = traced.plan
         outs = plan.jaxpr.outvars
         aval = outs[0].aval if len(outs) == 1 else None
@@ -227,10 +283,10 @@ def with_site_grads(
             )
         chosen = select(plan.sites, sites, exclude)
         slots, keys = traced.observed(chosen)
-        found = {hit.slot.key.name: (hit, where) for hit, where in _hits(plan)}
-        hits = []
+        found = {hit.slot.key.name: (hit, where, n) for hit, where, n in _hits(plan)}
+        hits, lengths = [], {}
         for slot in slots:
-            hit, where = found[slot.key.name]
+            hit, where, lengths[slot.key.name] = found[slot.key.name]
             names = [v.name for v in slot.views]
             if where is not None:
                 raise ValueError(
@@ -245,7 +301,12 @@ def with_site_grads(
                     f"({hit.pre.aval.dtype})."
                 )
             hits.append(hit)
-        probes = {h.slot.key.name: jnp.zeros(h.pre.aval.shape, h.pre.aval.dtype) for h in hits}
+        probes = {
+            h.slot.key.name: jnp.zeros(
+                lengths[h.slot.key.name] + h.pre.aval.shape, h.pre.aval.dtype
+            )
+            for h in hits
+        }
         leaves, _ = jax.tree.flatten((tuple(args), dict(kwargs)))
         dyn_idx = [i for i, leaf in enumerate(leaves) if _capture._is_array(leaf)]
         positions = [k % len(args) for k in nums]
@@ -256,7 +317,7 @@ def with_site_grads(
                 a[k] = v
             new_leaves = jax.tree.leaves((tuple(a), dict(kwargs)))
             dynamic = [new_leaves[i] for i in dyn_idx]
-            obs = _ProbeObserver(keys, _perturbations(hits, probes))
+            obs = _ProbeObserver(keys, hits, probes)
             return _capture.evaluate(plan, plan.consts, dynamic, {}, obs)[0]
 
         for k in positions:
@@ -269,10 +330,12 @@ def with_site_grads(
         value, (g_probes, g_args) = jax.value_and_grad(loss, argnums=(0, 1))(
             probes, [args[k] for k in positions]
         )
-        by_key = {h.slot.key.name: _per_unit(g_probes[h.slot.key.name], h.slot.axis) for h in hits}
-        grads = ModelStats(
-            cast(Any, [(v.name, by_key[s.key.name]) for s in slots for v in s.views])
-        )
+        acc = {}
+        for h in hits:
+            name = h.slot.key.name
+            kept = {d for d, _ in h.slot.stack}  # a scan at depth d is the d-th around the site
+            acc[name] = _per_unit(g_probes[name], h.slot.axis, lengths[name], kept)
+        grads = ModelStats(cast(Any, _capture.views(slots, acc, {s.name for s in chosen})))
         value = jax.tree.unflatten(traced.out_tree, [value])
         if argnums is None:
             return value, grads
