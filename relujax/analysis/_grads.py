@@ -151,7 +151,7 @@ def _per_unit(g: Array, axis: int, lengths: tuple[int, ...], kept: Collection[in
         g = g.reshape((*lengths, 1, 1))
     else:
         g = jnp.moveaxis(g, k + axis, -1)
-        g = g.reshape((*lengths, -1, g.shape[-1]))
+        g = g.reshape((*lengths, math.prod(g.shape[k:-1]), g.shape[-1]))
     rows = g.shape[-2]
     pooled = tuple(d for d in range(k) if d not in kept)
     abs_sum = jnp.sum(g, axis=(*pooled, k))
