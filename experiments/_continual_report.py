@@ -31,6 +31,12 @@ def _fraction(d: dict) -> Interval:
     return Interval(iv.mean, max(iv.lo, 0.0), min(iv.hi, 1.0), iv.n)
 
 
+def _scaled(iv: Interval, k: float) -> Interval:
+    """The interval of ``k`` times the quantity (bounds swapped when ``k < 0``)."""
+    lo, hi = sorted((k * iv.lo, k * iv.hi))
+    return Interval(k * iv.mean, lo, hi, iv.n)
+
+
 def claims(summary: dict) -> dict[str, dict[str, str]]:
     """The three claims per stream, each with its verdict and the interval it rests on."""
     out: dict[str, dict[str, str]] = {}
@@ -38,7 +44,7 @@ def claims(summary: dict) -> dict[str, dict[str, str]]:
         s = summary[part]["by_arm"]
         bp = s[BASELINE]
         d = _iv(bp[err]["late - early"])
-        signed = Interval(worse * d.mean, *sorted((worse * d.lo, worse * d.hi)), d.n)
+        signed = _scaled(d, worse)
         dead = _iv(bp["dead"]["late - early"])
         c = {
             "backprop loses plasticity": f"{_stats.verdict(signed)} (late - early {err}: "
@@ -50,9 +56,9 @@ def claims(summary: dict) -> dict[str, dict[str, str]]:
             if arm == BASELINE:
                 continue
             vs = _iv(a[err]["late - backprop late"])
-            better = Interval(-worse * vs.mean, *sorted((-worse * vs.lo, -worse * vs.hi)), vs.n)
+            better = _scaled(vs, -worse)
             own = _iv(a[err]["late - early"])
-            own_s = Interval(worse * own.mean, *sorted((worse * own.lo, worse * own.hi)), own.n)
+            own_s = _scaled(own, worse)
             lost = _stats.verdict(own_s)
             c[f"{arm} holds plasticity"] = (
                 f"better than backprop late: {_stats.verdict(better)} ({vs.num(4)}); "

@@ -8,7 +8,7 @@ the axes, never over the curves.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,7 @@ def style(i: int, n_points: int) -> dict[str, Any]:
 def curves(
     ax: Any,
     x: np.ndarray,
-    series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    series: Mapping[Any, tuple[np.ndarray, np.ndarray, np.ndarray]],
     *,
     scale: float = 1.0,
     spread: float = 0.0,

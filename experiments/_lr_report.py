@@ -293,7 +293,11 @@ def readme_figure(summary: dict[str, Any], path: Any) -> None:
     for ax, ds in zip(axes[0], datasets.values(), strict=True):
         steps = np.asarray(ds["curves"]["steps"])
         series = {
-            s: tuple(np.asarray(v[k], float) for k in ("mean", "lo", "hi"))
+            s: (
+                np.asarray(v["mean"], float),
+                np.asarray(v["lo"], float),
+                np.asarray(v["hi"], float),
+            )
             for s, v in ds["curves"]["relu_at_peak"].items()
         }
         _figures.curves(ax, steps, series, scale=100)
@@ -343,6 +347,7 @@ def figures(out: Any, results: dict[str, sweep.SweepResult], summary: dict[str, 
         squeeze=False,
         layout="constrained",
     )
+    im = None
     for row, (name, res) in enumerate(results.items()):
         cols = _columns(res, tuple(sz["hidden"]))
         for j, act in enumerate(acts):
@@ -373,6 +378,7 @@ def figures(out: Any, results: dict[str, sweep.SweepResult], summary: dict[str, 
             ax.set_title(f"{LABELS.get(name, name)}: {act}", fontsize=9)
             if row == n - 1:
                 ax.set_xlabel("peak LR")
+    assert im is not None, "no heatmap drawn"
     fig.colorbar(im, ax=axes, label="final dead units (%, mean over seeds)", shrink=0.8)
     _figures.save(fig, out / "dead_heatmap.png")
 

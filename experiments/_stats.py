@@ -79,8 +79,8 @@ class Interval:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Interval:
         """Inverse of :meth:`to_dict`."""
-        f = [math.nan if d[k] is None else float(d[k]) for k in ("mean", "lo", "hi")]
-        return cls(*f, int(d["n"]))
+        mean, lo, hi = (math.nan if d[k] is None else float(d[k]) for k in ("mean", "lo", "hi"))
+        return cls(mean, lo, hi, int(d["n"]))
 
     @staticmethod
     def is_dict(d: Any) -> bool:

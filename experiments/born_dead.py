@@ -198,7 +198,9 @@ def _figure(out, scale: Scale, res: dict[str, np.ndarray]) -> str:
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the experiment; returns the payload written to ``results.json``."""
     started = time.time()
-    args = _common.parse_args(NAME, __doc__.splitlines()[0], argv, run_time="about 1 minute")
+    args = _common.parse_args(
+        NAME, (__doc__ or "").splitlines()[0], argv, run_time="about 1 minute"
+    )
     scale = SCALES[args.scale]
     print(
         f"[{NAME}] {len(INITS)} inits x {len(scale.widths)} widths x {len(scale.depths)} "

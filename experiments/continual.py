@@ -164,7 +164,7 @@ def _sweep(
     progress: _common.Progress,
     label: str,
     part: Part,
-    streams: list[sweep.Stream],
+    streams: Sequence[sweep.Stream],
     seed: int,
 ) -> tuple[list[str], sweep.SweepResult]:
     labels, configs = [], []
@@ -260,7 +260,7 @@ def _summarize(labels: list[str], series: dict[str, np.ndarray], tasks: int) -> 
 def _parse(argv: Sequence[str] | None) -> tuple[_common.RunArgs, int | None]:
     parser = argparse.ArgumentParser(
         prog=f"python -m experiments.{NAME}",
-        description=__doc__.splitlines()[0],
+        description=(__doc__ or "").splitlines()[0],
         epilog="Default scale: about 6.5 minutes on a quiet 2-core CPU (measured 383 s wall, "
         "629 s CPU; 698 s wall at load 4-8); --quick under a minute. "
         "Interrupting keeps checkpoints in OUT/checkpoints/; rerunning resumes.",

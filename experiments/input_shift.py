@@ -119,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the experiment; returns the payload written to ``results.json``."""
     started = time.time()
     args = _common.parse_args(
-        NAME, __doc__.splitlines()[0], argv, run_time="about 3 minutes", resumes=True
+        NAME, (__doc__ or "").splitlines()[0], argv, run_time="about 3 minutes", resumes=True
     )
     scale = SCALES[args.scale]
     data = datasets(scale, args.seed)

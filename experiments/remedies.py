@@ -140,10 +140,10 @@ def _by_arm(labels: list[str], res: dict, hidden: tuple[int, ...]) -> dict[str, 
         "best_accuracy": np.nanmax(res["test_accuracy"], axis=1),
         "recycled": res["recycled"][:, -1],
     }
-    labels = np.asarray(labels)
+    arm_of = np.asarray(labels)
 
     def diff(label: str, ref: str) -> dict:
-        a, b = labels == label, labels == ref  # runs in seed order within each arm
+        a, b = arm_of == label, arm_of == ref  # runs in seed order within each arm
         return {
             m: _stats.t_interval(per_run[m][a] - per_run[m][b]).to_dict()
             for m in ("dead", "accuracy")
@@ -151,7 +151,7 @@ def _by_arm(labels: list[str], res: dict, hidden: tuple[int, ...]) -> dict[str, 
 
     out: dict[str, dict] = {}
     for label in dict.fromkeys(labels):
-        sel = labels == label
+        sel = arm_of == label
         out[label] = {
             k: _stats.t_interval(v[sel], within=None if k == "recycled" else (0, 1)).to_dict()
             for k, v in per_run.items()
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     """Runs the experiment; returns the payload written to ``results.json``."""
     started = time.time()
     args = _common.parse_args(
-        NAME, __doc__.splitlines()[0], argv, run_time="about 4 minutes", resumes=True
+        NAME, (__doc__ or "").splitlines()[0], argv, run_time="about 4 minutes", resumes=True
     )
     scale = SCALES[args.scale]
     data = relujax.data.mnist1d(num_samples=scale.num_samples)

@@ -152,7 +152,7 @@ def compare(committed: dict[str, Any], fresh: dict[str, Any], *, slack: float = 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m experiments.render_readme", description=__doc__.splitlines()[0]
+        prog="python -m experiments.render_readme", description=(__doc__ or "").splitlines()[0]
     )
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--check", action="store_true", help="exit 1 if a generated block is stale")

@@ -145,6 +145,7 @@ def train(scale: Scale, width: int, depth: int, seeds: Sequence[int]) -> dict[st
         print(f"[{NAME}] width {width} depth {depth}: step {s.chunks_done * chunk}/"
               f"{scale.steps} ({time.time() - started:.0f} s)", flush=True)  # fmt: skip
     res = sweep.result(p, s)
+    assert res.final_params is not None  # sweep.result returns the trained parameters
     final = jax.tree.map(lambda *a: np.stack(a), *[nnx.to_pure_dict(q) for q in res.final_params])
     grid, y = data.x_test, data.y_test[:, 0]
     at_init, trained = cs.per_net(initial, grid, y), cs.per_net(final, grid, y)
@@ -192,7 +193,7 @@ def _parse(argv: Sequence[str] | None) -> tuple[_common.RunArgs, int | None]:
     ns, rest = pre.parse_known_args(argv)
     if ns.trainings is not None and ns.trainings < 1:
         raise ValueError(f"--trainings must be a positive int, got {ns.trainings}.")
-    doc = __doc__.splitlines()[0] + " (--trainings N: trainings per initializer)"
+    doc = (__doc__ or "").splitlines()[0] + " (--trainings N: trainings per initializer)"
     return _common.parse_args(NAME, doc, rest, run_time="about 4 minutes"), ns.trainings
 
 

@@ -8,7 +8,7 @@ import inspect
 import itertools
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optax
 from flax import nnx
@@ -351,6 +351,22 @@ class Config:
     bias_init_params: Mapping[str, Any] | tuple = ()
     data: int = 0
     intervention: Mapping[str, float] | tuple = ()
+
+    if TYPE_CHECKING:  # the constructor also takes a schedule family's name (converted)
+
+        def __init__(
+            self,
+            schedule: Schedule | str,
+            peak_lr: float,
+            activation: str = "relu",
+            init: str = "he_normal",
+            seed: int = 0,
+            init_params: Mapping[str, Any] | tuple = (),
+            bias_init: str | None = None,
+            bias_init_params: Mapping[str, Any] | tuple = (),
+            data: int = 0,
+            intervention: Mapping[str, float] | tuple = (),
+        ) -> None: ...
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "schedule", _schedule(self.schedule))
