@@ -80,7 +80,10 @@ def temp_bytes(act: Callable, layout: str, batch: int, width: int, depth: int) -
     ws = jax.ShapeDtypeStruct((depth, width, width), jnp.float32)
     x = jax.ShapeDtypeStruct((batch, width), jnp.float32)
     compiled = jax.jit(jax.grad(mlp_loss(act, layout, depth))).lower(ws, x).compile()
-    return compiled.memory_analysis().temp_size_in_bytes
+    stats = compiled.memory_analysis()
+    if stats is None:
+        raise RuntimeError(f"XLA gives no memory analysis on {jax.default_backend()}.")
+    return stats.temp_size_in_bytes
 
 
 def extra_memory(act: Callable, layout: str, batch: int, width: int, depth: int, base: int):
@@ -111,7 +114,7 @@ def throughputs(acts: list[Callable], x: jax.Array, repeats: int) -> list[tuple[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
     parser.add_argument("--names", default="", help="comma-separated subset of activations")
     args = parser.parse_args()

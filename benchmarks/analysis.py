@@ -219,6 +219,7 @@ def overhead(
         """The three steps alternate batch by batch, each on its own parameter chain, so that
         the k-th step of each variant runs under the same machine state (paired)."""
         chains = {name: (state, opt_state) for name in step_fns}
+        params = state
         for b, y in zip(batches, labels, strict=True):
             for name, fn in step_fns.items():
                 params, opt = chains[name]
@@ -228,7 +229,7 @@ def overhead(
                 chains[name] = (params, opt)
         return params
 
-    runs = {
+    runs: dict[str, Callable[[], Any]] = {
         "forward": loop(forward),
         "floor": loop(floors[False]),
         "floor (blocked)": loop(floors[True]),
@@ -329,11 +330,14 @@ def scan_temp_bytes(model: nnx.Module, shape: tuple[int, ...], n: int) -> int:
         return lax.scan(lambda c, b: (c.merge(step(b)[1]), None), init, stacked)[0]
 
     compiled = jax.jit(scan_all).lower(stacked).compile()
-    return compiled.memory_analysis().temp_size_in_bytes
+    stats = compiled.memory_analysis()
+    if stats is None:
+        raise RuntimeError(f"XLA gives no memory analysis on {jax.default_backend()}.")
+    return stats.temp_size_in_bytes
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch", type=int, default=256, help="samples per batch")
     parser.add_argument("--batches", type=int, default=32, help="batches per timed run")

@@ -282,8 +282,9 @@ def workload(name, hidden, configs, sample, ds, args, peak) -> dict:
     out: dict = {"auto": auto}
     # The machine may be shared: measure the peak next to the sweep, under the same load.
     peak = max(peak, matmul_peak(args.matmul_n, reps=5))
+    results = {}
     for strategy in ("vmap", "map") if args.both else (auto,):
-        out[strategy], result = time_sweep(
+        out[strategy], results[strategy] = time_sweep(
             configs, ds, strategy, dict(kw, chunk_steps=args.eval_every)
         )
         print(f"  {name} sweep[{strategy}{'*' if strategy == auto else ''}]: {out[strategy]:.2f} s")
@@ -291,6 +292,7 @@ def workload(name, hidden, configs, sample, ds, args, peak) -> dict:
     out["canonical"] = scale * time_nnx_canonical(
         sample, ds, hidden=hidden, steps=args.steps, eval_every=args.eval_every
     )
+    loop_curves = None
     if not args.quick:
         seconds, loop_curves = jax_jit_loop(
             sample, ds, model=model, steps=args.steps, eval_every=args.eval_every
@@ -306,10 +308,10 @@ def workload(name, hidden, configs, sample, ds, args, peak) -> dict:
     out["speedup"] = out["canonical"] / best
     out["utilization"] = flops / best / peak
     gap = math.nan
-    if not args.quick:
+    if loop_curves is not None:
         # The sweep computes what the loop computes (a benchmark of a wrong program is no use).
         row = configs.index(sample[0])
-        gap = np.nanmax(np.abs(loop_curves[0] - result.metrics["test_loss"][row]))
+        gap = np.nanmax(np.abs(loop_curves[0] - results[auto].metrics["test_loss"][row]))
     for key, label in (
         ("canonical", "canonical (nnx.jit loop)"),
         ("jax_loop", "jax.jit loop"),
@@ -327,7 +329,7 @@ def workload(name, hidden, configs, sample, ds, args, peak) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="K=8, 60 steps (under a minute)")
     parser.add_argument("--both", action="store_true", help="time both vmap and map sweeps")
     parser.add_argument(
