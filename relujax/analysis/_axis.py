@@ -6,9 +6,15 @@ style, Equinox's ``Conv2d`` under ``vmap``) puts them at axis 1. The axis is rea
 from the pre-activation through the equations that produced it, within one jaxpr:
 
 - ``conv_general_dilated``: the output spec's feature dimension (``dimension_numbers``);
-- ``dot_general``: the free axis of the operand that has exactly one (the weight's output
-  features), when the other operand has another number of free axes (``x @ W`` with
-  ``x`` of rank >= 3, or Equinox's ``W @ x`` under ``vmap``);
+- ``dot_general``: the free axes of the weight, the operand that does not depend on the
+  data (the batch) while the other one does, when the caller says which variables do
+  (``data``); the weight must have exactly one free axis (its output features), else there is
+  no answer: ``K`` stacked weights (an ensemble under ``vmap``: ``nn.vmap``, ``nnx.vmap``,
+  ``eqx.filter_vmap``) have two, the model axis and the features. When both operands or
+  neither depend on the data (weights passed as arguments of a traced function), or the
+  dependence is unknown, the weight is the operand with exactly one free axis when the other
+  has another number (``x @ W`` with ``x`` of rank >= 3, or Equinox's ``W @ x`` under
+  ``vmap``);
 - ``broadcast_in_dim`` of an operand with a single non-trivial axis (a bias ``(C,)`` or
   ``(C, 1, 1)``): where ``broadcast_dimensions`` puts that axis;
 - ``transpose``, ``squeeze`` and ``reshape`` (when the axis survives with its size and
@@ -24,6 +30,7 @@ site of rank >= 3 without an answer is ambiguous (the caller warns there).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from jax.extend import core as jcore
@@ -68,17 +75,50 @@ _CALLS = {
 
 
 class _Env:
-    """A jaxpr's producers, and for a call body, where its inputs come from outside."""
+    """A jaxpr's producers, and for a call body, where its inputs come from outside.
 
-    def __init__(self, jaxpr: Any, outer: tuple[list[Any], _Env] | None = None):
+    ``data`` (the outermost jaxpr only) tells whether a variable depends on the data; a call
+    body's variables depend on it through the body's inputs (:func:`_depends`).
+    """
+
+    def __init__(
+        self,
+        jaxpr: Any,
+        outer: tuple[list[Any], _Env] | None = None,
+        data: Callable[[Any], bool] | None = None,
+    ):
         self.made_by = producers(jaxpr)
         self.inputs = dict(zip(jaxpr.invars, outer[0], strict=False)) if outer else {}
         self.outer = outer[1] if outer else None
+        self.data = data
+        self.memo: dict[Any, bool | None] = {}
 
 
-def feature_axis(atom: Any, jaxpr: Any) -> int | None:
-    """The units' axis of ``atom`` (a var of ``jaxpr``) as a non-negative index, or None."""
-    return _axis(atom, _Env(jaxpr), 0)
+def feature_axis(atom: Any, jaxpr: Any, data: Callable[[Any], bool] | None = None) -> int | None:
+    """The units' axis of ``atom`` (a var of ``jaxpr``) as a non-negative index, or None.
+
+    ``data(v)`` says whether a variable ``v`` of ``jaxpr`` depends on the data (the batch):
+    it tells a dense layer's weight from its input (see the module docstring).
+    """
+    return _axis(atom, _Env(jaxpr, data=data), 0)
+
+
+def _depends(atom: Any, env: _Env, depth: int = 0) -> bool | None:
+    """Whether ``atom`` depends on the data; None when unknown."""
+    if isinstance(atom, jcore.Literal):
+        return False
+    if env.data is not None:
+        return env.data(atom)
+    if atom in env.inputs and env.outer is not None:
+        return _depends(env.inputs[atom], env.outer, depth + 1)
+    if atom in env.memo:
+        return env.memo[atom]
+    found: bool | None = None
+    if atom in env.made_by and depth <= 4 * _MAX_DEPTH:
+        answers = [_depends(v, env, depth + 1) for v in env.made_by[atom][0].invars]
+        found = True if any(answers) else (False if all(a is False for a in answers) else None)
+    env.memo[atom] = found
+    return found
 
 
 def _agree(answers: list[int | None]) -> int | None:
@@ -103,10 +143,19 @@ def _axis(atom: Any, env: _Env, depth: int) -> int | None:
         # Output axes: batch, then lhs free, then rhs free. The weight is the operand with a
         # single free axis (its output features); the other one carries the batch (and
         # positions): ``x @ W`` (Flax, PyTorch) or ``W @ x`` under vmap (Equinox).
+        # With K stacked weights (an ensemble under vmap) ranks mislead: x (B, F) against
+        # W (K, F, O) has one free axis on the data's side, the samples. The data dependence
+        # decides when it is known.
         contract, batch = params["dimension_numbers"]
         nb = len(batch[0])
-        lhs_free = eqn.invars[0].aval.ndim - len(contract[0]) - nb
-        rhs_free = eqn.invars[1].aval.ndim - len(contract[1]) - nb
+        lhs, rhs = eqn.invars[0], eqn.invars[1]
+        lhs_free = lhs.aval.ndim - len(contract[0]) - nb
+        rhs_free = rhs.aval.ndim - len(contract[1]) - nb
+        on_data = (_depends(lhs, env), _depends(rhs, env))
+        if on_data == (True, False):  # x @ W: the weight's free axes come last
+            return len(shape) - 1 if rhs_free == 1 else None
+        if on_data == (False, True):  # W @ x: the weight's free axes follow the batch axes
+            return nb if lhs_free == 1 else None
         if rhs_free == 1 and lhs_free != 1:
             return len(shape) - 1
         if lhs_free == 1 and rhs_free != 1:

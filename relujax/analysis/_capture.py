@@ -168,6 +168,9 @@ class Site:
         return self.function in SIGN_PRESERVING
 
 
+#: Taint label of the variables that depend on the data (the batch), as opposed to parameters.
+DATA = "data"
+
 #: How sites inside ``scan`` loops are kept (see :func:`relujax.analysis.collect`).
 LOOP_MODES = ("auto", "per_iteration", "pooled")
 
@@ -472,7 +475,8 @@ def build_plan(
         probe = Site(name=names[0], function=function, shape=shape, in_loop=in_loop)
         axis = _override(ctx, [name, *names], probe)
         if axis is None:
-            axis = len(shape) - 1 if len(shape) <= 2 else _axis.feature_axis(pre, jaxpr)
+            on_data = lambda v: DATA in taint.get(v, frozenset())
+            axis = len(shape) - 1 if len(shape) <= 2 else _axis.feature_axis(pre, jaxpr, on_data)
             if axis is None:
                 axis = len(shape) - 1
                 warnings.warn(
@@ -840,10 +844,19 @@ def trace(
     *,
     loops: str = "auto",
     unit_axis: UnitAxis = None,
+    param_args: Collection[int] = (),
 ) -> Traced:
-    """Traces ``fn(*args, **kwargs)``; array leaves are inputs, other leaves are static."""
+    """Traces ``fn(*args, **kwargs)``; array leaves are inputs, other leaves are static.
+
+    The array leaves of the arguments, but for ``args[i]`` with ``i`` in ``param_args`` (an NNX
+    module's state), are the data: a dense layer's weight is told from its input by which
+    operand depends on them (:func:`relujax.analysis._axis.feature_axis`); parameters that
+    ``fn`` closes over are constants of its jaxpr.
+    """
     leaves, treedef = jax.tree.flatten((tuple(args), dict(kwargs)))
     dyn_idx = [i for i, leaf in enumerate(leaves) if _is_array(leaf)]
+    is_data = [k not in param_args for k, arg in enumerate(args) for _ in jax.tree.leaves(arg)]
+    is_data += [True] * (len(leaves) - len(is_data))
 
     def flat_fn(*dyn):
         full = list(leaves)
@@ -855,7 +868,12 @@ def trace(
     dynamic = [leaves[i] for i in dyn_idx]
     closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*dynamic)
     ctx = _Context(acts=acts, loops_mode=loops, unit_axis=unit_axis)
-    plan = build_plan(closed.jaxpr, closed.consts, ctx)
+    data = {
+        v: frozenset({DATA})
+        for v, i in zip(closed.jaxpr.invars, dyn_idx, strict=True)
+        if is_data[i]
+    }
+    plan = build_plan(closed.jaxpr, closed.consts, ctx, taint=data)
     if isinstance(unit_axis, Mapping):
         unknown = sorted(set(unit_axis) - ctx.used_overrides)
         if unknown:

@@ -220,9 +220,17 @@ def _unit_axis(unit_axis: Any) -> Any:
     return dict(unit_axis)
 
 
-def _trace(fn, args, kwargs, activations, loops="auto", unit_axis=None) -> _capture.Traced:
+def _trace(
+    fn, args, kwargs, activations, loops="auto", unit_axis=None, param_args=()
+) -> _capture.Traced:
     traced = _capture.trace(
-        fn, args, kwargs, _acts(activations), loops=_loops(loops), unit_axis=_unit_axis(unit_axis)
+        fn,
+        args,
+        kwargs,
+        _acts(activations),
+        loops=_loops(loops),
+        unit_axis=_unit_axis(unit_axis),
+        param_args=param_args,
     )
     if not traced.plan.sites:
         raise ValueError(
@@ -327,14 +335,8 @@ def with_stats(
                 m = nnx.merge(graphdef, state)
                 return m(*a, **k), nnx.state(m)
 
-            (out, new_state), stats = with_stats(
-                pure,
-                sites=sites,
-                exclude=exclude,
-                activations=activations,
-                moments=moments,
-                loops=loops,
-                unit_axis=unit_axis,
+            (out, new_state), stats = _with_stats(
+                pure, sites, exclude, activations, moments, loops, unit_axis, param_args=(0,)
             )(state, *args, **kwargs)
             old, new = jax.tree.leaves(state), jax.tree.leaves(new_state)
             if len(old) != len(new) or any(a is not b for a, b in zip(old, new, strict=False)):
@@ -342,9 +344,17 @@ def with_stats(
             return out, stats
 
         return stateful
+    return _with_stats(fn, sites, exclude, activations, moments, loops, unit_axis)
+
+
+def _with_stats(
+    fn, sites, exclude, activations, moments, loops, unit_axis, param_args=()
+) -> Callable[..., tuple[Any, ModelStats]]:
+    """:func:`with_stats` of a plain function; ``args[i]`` for ``i`` in ``param_args`` hold
+    parameters, not data (see :func:`relujax.analysis._capture.trace`)."""
 
     def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, ModelStats]:
-        traced = _trace(fn, args, kwargs, activations, loops, unit_axis)
+        traced = _trace(fn, args, kwargs, activations, loops, unit_axis, param_args)
         chosen = select(traced.plan.sites, sites, exclude)
         slots, keys = traced.observed(chosen)
         shifted = _shifted_sites(traced.plan, keys) if moments else {}
@@ -691,8 +701,8 @@ def _program(fn, threaded: _Threaded | None, spec_batch, o: _Options) -> _Progra
 def _trace_batch(fn, threaded: _Threaded | None, spec_batch, o: _Options) -> _capture.Traced:
     if threaded is None:
         return _trace(fn, (spec_batch,), {}, o.activations, o.loops, o.unit_axis)
-    return _trace(threaded.pure, (threaded.state, spec_batch), {}, o.activations, o.loops,
-                  o.unit_axis)  # fmt: skip
+    args = (threaded.state, spec_batch)
+    return _trace(threaded.pure, args, {}, o.activations, o.loops, o.unit_axis, param_args=(0,))
 
 
 def _sub_batch(fn, threaded, spec_batch, o: _Options, traced, chosen):

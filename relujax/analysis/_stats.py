@@ -251,6 +251,23 @@ class UnitStats(NamedTuple):
         return jnp.where(total > 0, bad / jnp.where(total > 0, total, 1.0), jnp.nan)
 
 
+def as_float32(x: Array) -> Array:
+    """``x`` as float32, keeping the values of a narrower float dtype exactly.
+
+    XLA:CPU (jaxlib 0.10) computes bfloat16 operations in float32 and drops a
+    ``convert(convert(v, bfloat16), float32)`` pair, so a plain ``x.astype(float32)`` of a
+    bfloat16 activation can read the unrounded float32 value of the operation that made it,
+    a value the model never holds: the minimum of a bfloat16 site came out as -3.2815 where
+    every element of the site is a bfloat16 number (the true minimum -3.28125). An explicit
+    ``reduce_precision`` to the source's format keeps the rounding (a no-op on exact input).
+    """
+    dtype = jnp.dtype(x.dtype)
+    if dtype not in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16)):  # IEEE-like formats
+        return x.astype(jnp.float32)
+    info = jnp.finfo(dtype)
+    return lax.reduce_precision(x.astype(jnp.float32), info.nexp, info.nmant)
+
+
 def _is_zero(c: Count) -> Array:
     return (c.hi == 0) & (c.lo == 0)
 
@@ -260,8 +277,8 @@ def _fast(
 ) -> tuple[UnitStats, Array]:
     """Unmasked statistics of finite arrays, one plain reduction each; and whether every
     value was finite (checked on the sums: a sum over a column is finite only if it is)."""
-    x = x.astype(jnp.float32)
-    y = x if same else y.astype(jnp.float32)
+    x = as_float32(x)
+    y = x if same else as_float32(y)
     axes = tuple(range(x.ndim - 1))
     units = x.shape[-1]
     rows = math.prod(x.shape[:-1])
@@ -404,8 +421,8 @@ def _fast_of(
 
 def _masked_of(x, y, *, sign_preserving, moments) -> UnitStats:
     x, y, same = _inputs(x, y, sign_preserving, moments)
-    x = x.astype(jnp.float32)
-    y = x if same else y.astype(jnp.float32)
+    x = as_float32(x)
+    y = x if same else as_float32(y)
     units = x.shape[-1]
     out = _masked(x.reshape(-1, units), y.reshape(-1, units))
     if moments:
