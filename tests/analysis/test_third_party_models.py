@@ -355,3 +355,23 @@ def test_narrow_float_sites_are_summarized_at_their_own_precision(dtype):
         np.testing.assert_allclose(s.pre_mean, ref["pre_mean"], rtol=0, atol=eps * 8)
         np.testing.assert_allclose(s.abs_mean, ref["abs_mean"], rtol=0, atol=eps * 8)
     assert math.isclose(float(stats["relu_0"].count.to_numpy()[0]), 32)
+
+
+def test_float16_subnormal_activations_keep_firing():
+    # float16's subnormals (below 6.1e-5) are real values of a float16 site: gelu(1e-4) = 5e-5
+    # fires. A reduce_precision to float16 flushed them (firing [0 0 0 0] instead of [1 1 1 0]).
+    x = jnp.array([[[1e-4, 3e-5, 1e-7, -1e-4]]], jnp.float16)
+    stats = analysis.collect(jax.nn.gelu, x)["gelu_0"]
+    np.testing.assert_array_equal(stats.firing.to_numpy(), [1, 1, 1, 0])
+    np.testing.assert_array_equal(stats.pre_max, np.asarray(x[0, 0], np.float32))
+    np.testing.assert_array_equal(stats.mean, np.asarray(jax.nn.gelu(x[0, 0]), np.float32))
+
+
+@pytest.mark.parametrize("moments", [True, False])
+def test_squared_relu_fires_where_its_square_underflows(moments):
+    # relu(x)**2 is 0 in float16 for 0 < x < 2.4e-4: firing read off the output said
+    # [0 0 0 0]; a unit fires where its pre-activation is > 0.
+    x = jnp.array([[[1e-4, 3e-5, 1e-7, -1e-4]]], jnp.float16)
+    stats = analysis.collect(relujax.squared_relu, x, moments=moments)["squared_relu_0"]
+    np.testing.assert_array_equal(stats.firing.to_numpy(), [1, 1, 1, 0])
+    np.testing.assert_array_equal(stats.abs_mean, [0.0, 0.0, 0.0, 0.0])
