@@ -128,7 +128,7 @@ class _FeatureObserver(Observer):
         self.max_rows = max_rows
 
     def observe(self, acc, site, pre, out) -> None:
-        rows = lax.stop_gradient(out).reshape(-1, site.units).astype(jnp.float32)
+        rows = _stats.as_float32(lax.stop_gradient(out).reshape(-1, site.units))
         acc[site.name] = rows if self.max_rows is None else rows[: self.max_rows]
 
 
