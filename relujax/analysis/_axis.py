@@ -121,6 +121,54 @@ def _depends(atom: Any, env: _Env, depth: int = 0) -> bool | None:
     return found
 
 
+def one_unit(atom: Any, jaxpr: Any, data: Callable[[Any], bool]) -> bool:
+    """Whether ``atom`` (a var of ``jaxpr``) is one unit's value per sample: a dense layer whose
+    weight has no free axis of size > 1 (``x @ w`` with ``w`` of shape ``(F,)`` or ``(F, 1)``
+    squeezed, Equinox's ``Linear(F, "scalar")`` under ``vmap``), followed through bias adds,
+    type conversions, squeezes, reshapes, transposes and call bodies. Its axes then hold
+    samples, not units."""
+    return _one_unit(atom, _Env(jaxpr, data=data), 0)
+
+
+def _one_unit(atom: Any, env: _Env, depth: int) -> bool:
+    if isinstance(atom, jcore.Literal) or depth > _MAX_DEPTH:
+        return False
+    if atom in env.inputs and env.outer is not None:
+        return _one_unit(env.inputs[atom], env.outer, depth + 1)
+    if atom not in env.made_by:
+        return False
+    eqn, k = env.made_by[atom]
+    p, params = eqn.primitive, eqn.params
+    if p is P.dot_general_p:
+        contract, batch = params["dimension_numbers"]
+        if batch[0]:
+            return False
+        free = [
+            math.prod(d for a, d in enumerate(_shape(v)) if a not in set(c))
+            for v, c in zip(eqn.invars[:2], contract, strict=True)
+        ]
+        on_data = (_depends(eqn.invars[0], env), _depends(eqn.invars[1], env))
+        if on_data == (True, False):
+            return free[1] == 1
+        if on_data == (False, True):
+            return free[0] == 1
+        return False
+    if p in (P.squeeze_p, P.reshape_p, P.transpose_p, P.convert_element_type_p):
+        src = eqn.invars[0]
+        return math.prod(_shape(src)) == math.prod(_shape(atom)) and _one_unit(src, env, depth + 1)
+    if p in _CALLS and _CALLS[p] in params:
+        sub = params[_CALLS[p]]
+        sub = sub.jaxpr if isinstance(sub, jcore.ClosedJaxpr) else sub
+        if len(sub.invars) != len(eqn.invars) or k >= len(sub.outvars):
+            return False
+        return _one_unit(sub.outvars[k], _Env(sub, (list(eqn.invars), env)), depth + 1)
+    if p.multiple_results or len(eqn.outvars) != 1:
+        return False
+    shape = _shape(atom)
+    same = [v for v in eqn.invars if not isinstance(v, jcore.Literal) and _shape(v) == shape]
+    return any(_one_unit(v, env, depth + 1) for v in same)
+
+
 def _agree(answers: list[int | None]) -> int | None:
     known = {a for a in answers if a is not None}
     return known.pop() if len(known) == 1 else None

@@ -477,12 +477,22 @@ def build_plan(
         if axis is None:
             on_data = lambda v: DATA in taint.get(v, frozenset())
             axis = len(shape) - 1 if len(shape) <= 2 else _axis.feature_axis(pre, jaxpr, on_data)
+            if len(shape) == 1 and shape[0] > 1 and _axis.one_unit(pre, jaxpr, on_data):
+                warnings.warn(
+                    f"relujax.analysis: site {names[0]!r} of shape {shape} holds one value per "
+                    "sample (a dense layer with a single output), but the axis of a rank-1 "
+                    f"site is its units: its statistics are per sample position ({shape[0]} "
+                    "'units'), not of one unit. Apply the activation to x[..., None] to get "
+                    "one unit.",
+                    stacklevel=5,
+                )
             if axis is None:
                 axis = len(shape) - 1
                 warnings.warn(
                     f"relujax.analysis: site {names[0]!r} of shape {shape}: cannot tell which "
-                    "axis holds its units (the operation that produced it is not a "
-                    "convolution, a dense layer or a bias add that can be followed); using "
+                    "axis holds its units (it is not made by a convolution, a dense layer "
+                    "whose weight has one output axis (K stacked weights have two), or a bias "
+                    "add that can be followed); using "
                     f"the last axis. Pass unit_axis={{{names[0]!r}: k}} to choose.",
                     stacklevel=5,
                 )

@@ -388,3 +388,40 @@ def test_bfloat16_features_are_the_models_values():
 
     rows = analysis.features(fn, x)["gelu_0"]
     np.testing.assert_array_equal(rows, np.asarray(fn(x), np.float32))
+
+
+def _scalar_head_plain():
+    w = jax.random.normal(jax.random.key(15), (5,))
+    return lambda x: jax.nn.softplus(x @ w)
+
+
+def _scalar_head_eqx():
+    lin = eqx.filter_jit(lambda k: eqx.nn.Linear(5, "scalar", key=k))(jax.random.key(16))
+    return jax.vmap(lambda x: jax.nn.relu(lin(x)))
+
+
+@pytest.mark.parametrize("make", [_scalar_head_plain, _scalar_head_eqx])
+def test_scalar_output_head_warns_that_its_units_are_sample_positions(make):
+    # One value per sample (a dense layer with one output) makes a site of shape (batch,),
+    # whose axis is read as 8 units of 3 samples each (over 3 batches of 8) instead of one
+    # unit of 24 samples: silently, before; now with a warning saying so.
+    xs = jax.random.normal(jax.random.key(17), (3, 8, 5))
+    with pytest.warns(UserWarning, match="one value per sample"):
+        stats = analysis.collect(make(), xs)
+    (s,) = stats.values()
+    assert s.units == 8
+    np.testing.assert_array_equal(s.count.to_numpy(), np.full(8, 3))
+
+
+def test_unbatched_equinox_mlp_has_units_without_warnings():
+    mlp = eqx.filter_jit(
+        lambda k: eqx.nn.MLP(5, 2, width_size=4, depth=1, activation=jax.nn.relu, key=k)
+    )(jax.random.key(18))
+    xs = jax.random.normal(jax.random.key(19), (6, 5))  # 6 batches of one (5,) sample
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats = analysis.collect(mlp, xs)
+    (name,) = stats
+    layer = mlp.layers[0]
+    pre = _dense(xs, np.asarray(layer.weight).T, layer.bias)
+    _assert_matches(stats, {name: _reference([(pre, np.maximum(pre, 0))])})
