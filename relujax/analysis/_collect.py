@@ -424,8 +424,12 @@ def collect(
     pre-activation: a convolution's output feature dimension (so channels-first
     ``(N, C, H, W)`` convolutions have one unit per channel, like channels-last ones), the
     last axis after a dense layer, followed through bias adds, broadcasts, transposes and
-    reshapes. Sites of rank <= 2 use the last axis. A site of rank >= 3 whose axis cannot be
-    read warns and uses the last axis; ``unit_axis`` sets it explicitly.
+    reshapes; a dense layer's weight is the operand that does not depend on the batch (for
+    weights passed as arguments of ``fn`` rather than closed over, the operand with a single
+    free axis). Sites of rank <= 2 use the last axis. A site of rank >= 3 whose axis cannot be
+    read (an ensemble under ``vmap``: K stacked weights against one batch) warns and uses the
+    last axis; ``unit_axis`` sets it explicitly. A rank-1 site that holds one value per
+    sample (``x @ w`` with ``w`` of shape ``(F,)``) warns that its "units" are positions.
 
     **Loops.** A ``scan`` has a static trip count. With ``loops="auto"`` a site inside a scan
     whose carried value feeds it (a loop over layers: ``flax.linen.scan``, ``nnx.scan``,

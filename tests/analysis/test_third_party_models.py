@@ -327,8 +327,8 @@ def test_nnx_eval_mode_and_scan_over_layers_match_reference():
 # --- narrow float types ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
-def test_narrow_float_sites_are_summarized_at_their_own_precision(dtype):
+def test_bfloat16_sites_are_summarized_at_their_own_precision():
+    dtype = jnp.bfloat16
     # jaxlib 0.10's XLA:CPU computes the bfloat16 matmul in float32 and dropped the rounding
     # of a bfloat16 -> float32 convert, so the statistics read values the model never holds
     # (before: pre_min -3.2815 where the site's minimum is the bfloat16 number -3.28125).
