@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -106,20 +106,47 @@ class Saturation:
     derivative is 0 at these kinks (see the table in :mod:`relujax.activations`). ``None``
     leaves that side out: relu6's lower flat region (z <= 0, output 0) is where a ReLU is
     silent, which the dead and dormant counts already measure, so relu6 saturates at its
-    upper bound only; hard_tanh and hard_sigmoid, sigmoid-like, saturate at either bound.
+    upper bound only; hard_tanh and hard_sigmoid, sigmoid-like, saturate at either bound. A
+    bound that is a parameter of the activation (capped_relu's ``cap``) is given by the
+    parameter's name: :mod:`relujax.analysis` reads its value from each call.
 
     Attributes:
-      lower: z at and below which the output sits at its lowest value, or None.
-      upper: z at and above which the output sits at its highest value, or None.
+      lower: z at and below which the output sits at its lowest value: a number, the name
+        of the activation's parameter that holds it, or None.
+      upper: z at and above which the output sits at its highest value, in the same forms.
 
     Examples:
       >>> import relujax
       >>> relujax.activations.get_descriptor("relu6").saturation
       Saturation(lower=None, upper=6.0)
+      >>> relujax.activations.get_descriptor("capped_relu").saturation
+      Saturation(lower=None, upper='cap')
     """
 
-    lower: float | None = None
-    upper: float | None = None
+    lower: float | str | None = None
+    upper: float | str | None = None
+
+    def resolve(self, values: Mapping[str, Any]) -> tuple[Any, Any]:
+        """``(lower, upper)`` with a parameter's name replaced by ``values[name]``.
+
+        Args:
+          values: the activation's parameter values by name (those that the bounds name).
+
+        Returns:
+          The two bounds: numbers, the given values (arrays, possibly traced) or None.
+
+        Examples:
+          >>> from relujax.activations import Saturation
+          >>> Saturation(lower=-1.0, upper="cap").resolve({"cap": 2.5})
+          (-1.0, 2.5)
+        """
+        lower, upper = (values[b] if isinstance(b, str) else b for b in (self.lower, self.upper))
+        return lower, upper
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """The names of the parameters that hold a bound, in the order lower, upper."""
+        return tuple(b for b in (self.lower, self.upper) if isinstance(b, str))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,9 +168,9 @@ class Activation:
       output_range: (lowest, highest) output for the default parameters.
       saturating: the derivative is exactly 0 on a half-line (relu below 0, hard_tanh
         outside [-1, 1]): units can saturate there and pass no gradient.
-      saturation: for a bounded activation with fixed bounds, where it is saturated (flat
-        at a bound; :class:`Saturation`); None otherwise. capped_relu's upper bound is its
-        ``cap`` parameter, which an analysis of a traced model does not see, so it is None.
+      saturation: for a bounded activation, where it is saturated (flat at a bound;
+        :class:`Saturation`, whose bounds are numbers or parameter names: capped_relu's
+        upper bound is its ``cap``); None otherwise.
       needs_module: a model needs a module per layer for it (a learned or random state).
       jax_nn: name of the jax.nn function with the same definition and defaults, if any.
 
@@ -165,6 +192,16 @@ class Activation:
     saturation: Saturation | None = None
     needs_module: bool = False
     jax_nn: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.saturation is not None:
+            names = [p.name for p in self.params]
+            for b in self.saturation.params:
+                if b not in names:
+                    raise ValueError(
+                        f"Activation {self.name!r}: saturation bound {b!r} is not one of its "
+                        f"parameters {names}."
+                    )
 
     def param(self, name: str) -> Param:
         """The parameter called ``name``."""

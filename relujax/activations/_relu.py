@@ -160,7 +160,7 @@ def capped_relu(x: ArrayLike, cap: ArrayLike = 6.0) -> Array:
 
 CAPPED_RELU = Activation(
     "capped_relu", capped_relu, params=(_CAP,), nonnegative=True, sign_preserving=True,
-    output_range=(0.0, 6.0), saturating=True,
+    output_range=(0.0, 6.0), saturating=True, saturation=Saturation(upper="cap"),
 )  # fmt: skip
 
 

@@ -211,6 +211,7 @@ class _Hit:
     slot: _Slot
     pre: Any  # an atom (Var or Literal) of the plan's jaxpr
     out: Any
+    operands: tuple = ()  # atoms of the activation call's other operands (its parameters)
 
 
 @dataclasses.dataclass
@@ -293,11 +294,12 @@ def _jit_site_name(eqn: Any, acts: Collection[str]) -> str | None:
     return None
 
 
-def _direct_site(eqn: Any, acts: Collection[str]) -> tuple[str, Any, Any] | None:
-    """(jit name, pre atom, out atom) if ``eqn`` itself is an activation call."""
+def _direct_site(eqn: Any, acts: Collection[str]) -> tuple[str, Any, Any, tuple] | None:
+    """(jit name, pre atom, out atom, atoms of the call's other operands) if ``eqn`` itself is
+    an activation call (the operands hold its parameters, e.g. capped_relu's ``cap``)."""
     name = _jit_site_name(eqn, acts)
     if name is not None and eqn.invars and eqn.outvars:
-        return name, eqn.invars[0], eqn.outvars[0]
+        return name, eqn.invars[0], eqn.outvars[0], tuple(eqn.invars[1:])
     if eqn.primitive in (P.custom_jvp_call_p, P.custom_vjp_call_p):
         inner, _ = _closed(eqn.params["call_jaxpr"])
         nc = _primitives.num_consts(eqn)
@@ -310,7 +312,13 @@ def _direct_site(eqn: Any, acts: Collection[str]) -> tuple[str, Any, Any] | None
                 and ieqn.invars[0] is inner.invars[nc]
                 and ieqn.outvars[0] is inner.outvars[0]
             ):
-                return name, eqn.invars[nc], eqn.outvars[0]
+                outer = dict(zip(inner.invars, eqn.invars, strict=True))
+                operands = tuple(
+                    v if isinstance(v, jcore.Literal) else outer.get(v) for v in ieqn.invars[1:]
+                )
+                if any(v is None for v in operands):  # a constant of the wrapper's body
+                    operands = ()
+                return name, eqn.invars[nc], eqn.outvars[0], operands
     return None
 
 
@@ -453,7 +461,9 @@ def build_plan(
     taint = dict(taint or {})
     eqns = jaxpr.eqns
 
-    def add(i: int, function: str, pre: Any, out: Any, eqn_scope: str, tag: str | None) -> None:
+    def add(
+        i: int, function: str, pre: Any, out: Any, eqn_scope: str, tag: str | None, operands=()
+    ) -> None:
         if _shape(pre) != _shape(out) or pre.aval.dtype != out.aval.dtype:
             pre = out  # e.g. crelu: observe the output alone (its units fire when > 0)
         name = ctx.namer.tagged(tag) if tag is not None else ctx.namer.auto(eqn_scope, function)
@@ -508,7 +518,7 @@ def build_plan(
         key = Site(name=name, function=function, shape=moved, in_loop=in_loop)
         stack = tuple((lp.depth, n) for lp, n in zip(stacking, lengths, strict=True))
         slot = _Slot(key=key, axis=axis if shape else -1, stack=stack, views=tuple(views))
-        plan.after.setdefault(i, []).append(_Hit(slot, pre, out))
+        plan.after.setdefault(i, []).append(_Hit(slot, pre, out, tuple(operands)))
         plan.slots.append(slot)
 
     i = 0
@@ -520,11 +530,11 @@ def build_plan(
         eqn_scope = _join(scope, eqn.source_info.name_stack)
         direct = _direct_site(eqn, ctx.acts)
         if direct is not None:
-            name, pre, out = direct
+            name, pre, out, operands = direct
             if name.startswith(TAG_PREFIX):
                 add(i, "tag", out, out, eqn_scope, name[len(TAG_PREFIX) :])
             else:
-                add(i, name, pre, out, eqn_scope, None)
+                add(i, name, pre, out, eqn_scope, None, operands)
             i += 1
             continue
         if "gelu" in ctx.acts and _in_gelu(eqn):
@@ -623,6 +633,14 @@ class Observer:
     def absorb(self, acc: dict[str, Any], name: str, state: Any) -> None:
         raise NotImplementedError
 
+    def observe_call(
+        self, acc: dict[str, Any], site: Site, pre: Any, out: Any, operands: Sequence[Any]
+    ) -> None:
+        """:meth:`observe`, also given the values of the activation call's other operands
+        (its parameters as the call received them, e.g. capped_relu's ``cap``; empty for a
+        tag or an activation recognized by its pattern). The default ignores them."""
+        self.observe(acc, site, pre, out)
+
     def scan_inputs(self, slots: Sequence[_Slot]) -> Any:
         """Arrays stacked along a ``scan``'s iterations that its body needs, given the slots
         observed inside it: threaded in as extra ``xs`` (iteration ``i`` gets slice ``i``);
@@ -699,7 +717,7 @@ def evaluate(plan: _Plan, consts: Sequence[Any], args: Sequence[Any], acc, obs) 
             if slot.key.name in obs.selected:
                 out = _units_last(read(hit.out), slot.axis)
                 pre = out if hit.pre is hit.out else _units_last(read(hit.pre), slot.axis)
-                obs.observe(acc, slot.key, pre, out)
+                obs.observe_call(acc, slot.key, pre, out, [read(v) for v in hit.operands])
     return [read(v) for v in plan.jaxpr.outvars]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple, cast
 
 import jax
@@ -24,6 +24,12 @@ from relujax.analysis._select import Selector, select
 #: and ``relu6`` are jitted under the same names and are counted the same way.
 SATURATION: dict[str, Saturation] = {
     d.name: d.saturation for d in DESCRIPTORS if d.saturation is not None
+}
+
+#: The parameter names of each bounded activation, in the order its site's call takes them
+#: after ``x`` (a bound given by name, capped_relu's ``cap``, is read from that operand).
+_PARAMS: dict[str, tuple[str, ...]] = {
+    d.name: tuple(p.name for p in d.params) for d in DESCRIPTORS if d.saturation is not None
 }
 
 
@@ -61,12 +67,17 @@ class SaturationStats(NamedTuple):
         return cls(z, z, z)
 
     @classmethod
-    def from_batch(cls, pre: Any, saturation: Saturation) -> SaturationStats:
+    def from_batch(
+        cls, pre: Any, saturation: Saturation, *, params: Mapping[str, Any] | None = None
+    ) -> SaturationStats:
         """Counts of one batch of pre-activations ``(..., units)``, pooling all but the last axis.
 
         Args:
           pre: pre-activations, units on the last axis (a 0-d array is one unit).
           saturation: where the activation saturates (a descriptor's ``saturation``).
+          params: the values of the parameters that ``saturation`` names as bounds
+            (``{"cap": 2.0}`` for capped_relu's ``Saturation(upper="cap")``); scalars or
+            arrays broadcastable to ``pre``, possibly traced.
 
         Returns:
           A ``SaturationStats`` with fields of shape ``(units,)`` (never differentiated).
@@ -80,6 +91,13 @@ class SaturationStats(NamedTuple):
           >>> s.samples.to_numpy(), s.lower.to_numpy(), s.upper.to_numpy()
           (array([3, 2], dtype=uint64), array([1, 0], dtype=uint64), array([1, 1], dtype=uint64))
         """
+        missing = [b for b in saturation.params if b not in (params or {})]
+        if missing:
+            raise ValueError(
+                f"SaturationStats.from_batch: the bounds {missing} of {saturation} are "
+                f"parameters; give their values as params={{name: value}}."
+            )
+        lower, upper = saturation.resolve(params or {})
         z = lax.stop_gradient(jnp.asarray(pre))
         if z.ndim == 0:
             z = z.reshape(1)
@@ -90,8 +108,8 @@ class SaturationStats(NamedTuple):
                 return Count.zeros(z.shape[-1:])
             return Count.of(jnp.sum(mask, axis=lead, dtype=jnp.int32))
 
-        low = None if saturation.lower is None else z <= saturation.lower
-        high = None if saturation.upper is None else z >= saturation.upper
+        low = None if lower is None else z <= lax.stop_gradient(lower)
+        high = None if upper is None else z >= lax.stop_gradient(upper)
         return cls(count(~jnp.isnan(z)), count(low), count(high))
 
     @property
@@ -135,7 +153,20 @@ class _SaturationObserver(Observer):
         return SaturationStats.empty(site.units)
 
     def observe(self, acc, site, pre, out) -> None:
-        self.absorb(acc, site.name, SaturationStats.from_batch(pre, SATURATION[site.function]))
+        self.observe_call(acc, site, pre, out, ())
+
+    def observe_call(self, acc, site, pre, out, operands) -> None:
+        names = _PARAMS[site.function]
+        saturation = SATURATION[site.function]
+        params = dict(zip(names, operands, strict=False))
+        if any(b not in params for b in saturation.params):  # a jitted function of that name
+            raise ValueError(  # that does not take the bound as its second argument
+                f"with_saturation: site {site.name!r} ({site.function}) saturates at its "
+                f"parameters {list(saturation.params)}, but its call passes "
+                f"{len(operands)} operand(s) after x."
+            )
+        batch = SaturationStats.from_batch(pre, saturation, params=params)
+        self.absorb(acc, site.name, batch)
 
     def absorb(self, acc, name, state) -> None:
         previous = acc.get(name)
@@ -155,14 +186,16 @@ def with_saturation(
 
     ``with_saturation(fn)(*args)`` returns ``(fn(*args), saturation)``, ``saturation`` a
     :class:`ModelStats` of :class:`SaturationStats` for the selected sites whose activation
-    is bounded (``hard_tanh``, ``hard_sigmoid``, ``relu6``: the descriptors with a
-    :class:`~relujax.activations.Saturation`), in call order. Unit :math:`j` is saturated on
+    is bounded (``hard_tanh``, ``hard_sigmoid``, ``relu6``, ``capped_relu``: the descriptors
+    with a :class:`~relujax.activations.Saturation`), in call order. Unit :math:`j` is saturated on
     a sample when its pre-activation :math:`z` is in a flat region at a bound of the output:
 
     - hard_tanh: :math:`z \le -1` (output -1) or :math:`z \ge 1` (output 1);
     - hard_sigmoid: :math:`z \le -3` (output 0) or :math:`z \ge 3` (output 1);
     - relu6: :math:`z \ge 6` (output 6) only: its flat region at 0 is the silent side of a
-      ReLU, counted as dead/dormant by :func:`diagnose`.
+      ReLU, counted as dead/dormant by :func:`diagnose`;
+    - capped_relu: :math:`z \ge c` (output :math:`c`) only, with each call's own ``cap``
+      :math:`c` (a number or a traced scalar, per model under ``vmap``).
 
     The kinks are included because relujax's derivative is 0 there (jax.nn's hard_tanh
     gives 1 at :math:`\pm 1`; only samples exactly at a kink differ). Per unit,

@@ -131,7 +131,7 @@ class SweepResult:
     0, :func:`relujax.analysis.gradient_dormant` at ``tau=0``: a dead ReLU counts, a leaky
     unit that never fires does not) and ``saturated_fraction`` (mean over units of the
     fraction of probe examples flat at a bound, :func:`relujax.analysis.saturated_fraction`;
-    NaN for activations without fixed bounds, i.e. all but hard_tanh, hard_sigmoid, relu6),
+    NaN for unbounded activations, i.e. all but hard_tanh, hard_sigmoid, relu6, capped_relu),
     plus one ``[K, E]`` series per metric of the sweep's intervention; a sweep on a
     :class:`~relujax.sweep.Stream` adds ``online_loss`` (the mean minibatch loss of the
     updates since the previous evaluation, each before its update; NaN at step 0) and, for

@@ -177,8 +177,8 @@ class Trainer(NamedTuple):
       intervention: the per-step intervention, or None.
       layers: number of activation sites (hidden layers).
       feature_rank: whether to record the effective rank of each layer's probe features.
-      bounded: whether the activation has fixed bounds where it saturates (its descriptor's
-        ``saturation``: hard_tanh, hard_sigmoid, relu6); the saturated fraction is NaN
+      bounded: whether the activation has bounds where it saturates (its descriptor's
+        ``saturation``: hard_tanh, hard_sigmoid, relu6, capped_relu); the saturated fraction is NaN
         (not applicable) otherwise.
 
     ``data`` is a :class:`Data` of fixed arrays or stacked :class:`Stream` s (then

@@ -1,5 +1,6 @@
 """with_saturation: saturated samples of bounded activations, hand-counted; bounds in one place."""
 
+import inspect
 import math
 
 import jax
@@ -31,17 +32,19 @@ def test_descriptors_hold_the_bounds_and_agree_with_the_functions():
         "hard_tanh": Saturation(-1.0, 1.0),
         "hard_sigmoid": Saturation(-3.0, 3.0),
         "relu6": Saturation(None, 6.0),
+        "capped_relu": Saturation(None, "cap"),  # the bound is the call's parameter
     }
     assert analysis.SATURATION == bounded
     for d in DESCRIPTORS:
         if d.saturation is None:
             continue
         f, grad = d.function, jax.vmap(jax.grad(d.function))
-        low, high = d.output_range
-        for z, bound, inward in (
-            (d.saturation.lower, low, 1.0),
-            (d.saturation.upper, high, -1.0),
-        ):
+        low, high = d.output_range  # for the default parameters
+        defaults = {
+            k: v.default for k, v in inspect.signature(d.function).parameters.items() if k != "x"
+        }
+        lower, upper = d.saturation.resolve(defaults)
+        for z, bound, inward in ((lower, low, 1.0), (upper, high, -1.0)):
             if z is None:
                 continue
             outward = jnp.array([z, z - inward * 0.5, z - inward * 100.0])
@@ -133,3 +136,30 @@ def test_nnx_mlp_and_errors():
     np.testing.assert_allclose(sat[name].fraction, (np.asarray(z) >= 6).mean(0))
     with pytest.raises(ValueError, match="no selected site has a bounded activation"):
         analysis.with_saturation(relujax.relu)(x)
+
+
+def test_capped_relu_saturates_at_its_own_cap_read_from_each_call():
+    z = jnp.array([[-1.0, 2.0], [0.0, 2.5], [1.0, 1.9], [2.0, jnp.nan], [3.0, 0.5]])
+
+    def f(x, cap):  # two calls, two caps: a literal one and a traced one
+        return relujax.capped_relu(x, cap=2.0), relujax.capped_relu(x * 2.0, cap=cap)
+
+    _, sat = jax.jit(analysis.with_saturation(f))(z, jnp.float32(3.0))
+    assert list(sat) == ["capped_relu_0", "capped_relu_1"]
+    # Hand counts: cap 2 -> unit 0 {2 (kink), 3}, unit 1 {2 (kink), 2.5}; NaN not a sample.
+    first = sat["capped_relu_0"]
+    np.testing.assert_array_equal(first.upper.to_numpy(), [2, 2])
+    np.testing.assert_array_equal(first.samples.to_numpy(), [5, 4])
+    np.testing.assert_array_equal(first.lower.to_numpy(), [0, 0])  # the silent side: not counted
+    # 2z against cap 3 -> unit 0 {4, 6}, unit 1 {4, 5, 3.8}.
+    np.testing.assert_array_equal(sat["capped_relu_1"].upper.to_numpy(), [2, 3])
+    # The cap is read per call: relu6 is capped_relu with cap 6, and agrees with it.
+    wide = jnp.array([[5.0], [6.0], [7.0], [-1.0]])
+    _, a = analysis.with_saturation(lambda x: relujax.capped_relu(x, 6.0))(wide)
+    _, b = analysis.with_saturation(relujax.relu6)(wide)
+    np.testing.assert_array_equal(a["capped_relu_0"].upper.to_numpy(), [2])
+    np.testing.assert_array_equal(b["relu6_0"].upper.to_numpy(), [2])
+    # Under vmap over caps: each model's own cap.
+    caps = jnp.array([1.0, 2.5])
+    _, per = jax.vmap(analysis.with_saturation(lambda c: relujax.capped_relu(z, cap=c)))(caps)
+    np.testing.assert_array_equal(per["capped_relu_0"].upper.to_numpy(), [[3, 3], [1, 1]])

@@ -79,7 +79,12 @@ def layer_metrics(params, activation, x, tau):
 
 #: Where each bounded activation is flat at a bound (written out here, independently of the
 #: descriptors): lower, upper; the kinks count (the derivative is 0 there).
-BOUNDS = {"hard_tanh": (-1.0, 1.0), "hard_sigmoid": (-3.0, 3.0), "relu6": (None, 6.0)}
+BOUNDS = {
+    "hard_tanh": (-1.0, 1.0),
+    "hard_sigmoid": (-3.0, 3.0),
+    "relu6": (None, 6.0),
+    "capped_relu": (None, 6.0),  # its default cap, which a sweep's model uses
+}
 
 
 def site_gradient_metrics(params, activation, x, y):
