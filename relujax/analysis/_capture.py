@@ -469,10 +469,10 @@ def build_plan(
         name = ctx.namer.tagged(tag) if tag is not None else ctx.namer.auto(eqn_scope, function)
         shape = _shape(out)
         labels = _taint_of([pre, out], taint)
-        stacking = [
+        stacking = [  # a loop of no iterations has none to keep apart: it pools (count 0)
             lp
             for lp in loops
-            if lp.length is not None
+            if lp.length  # a static trip count > 0
             and (
                 ctx.loops_mode == "per_iteration"
                 or (ctx.loops_mode == "auto" and lp.label in labels)

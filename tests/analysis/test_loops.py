@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+import relujax
 from relujax import analysis
 from relujax.analysis import _capture, _primitives
 
@@ -242,3 +243,23 @@ def test_gradients_through_a_per_layer_scan_are_unchanged():
     got, stats = jax.jit(jax.grad(analysis.with_stats(loss), has_aux=True))((ws, bs), X)
     chex.assert_trees_all_close(got, want, rtol=1e-5, atol=1e-5)
     assert len(stats) == LAYERS
+
+
+@pytest.mark.parametrize("loops", ["auto", "per_iteration", "pooled"])
+def test_a_loop_of_no_iterations_is_one_site_with_no_samples(loops):
+    # A stack of 0 layers (lax.scan of length 0): no iteration to keep apart, so the site pools
+    # them, with count 0 and NaN rates, instead of failing to name its first iteration.
+    ws = jnp.zeros((0, 3, 3))
+
+    def net(h):
+        return jax.lax.scan(lambda h, w: (relujax.relu(h @ w), None), h, ws)[0]
+
+    x = jnp.ones((4, 3))
+    (site,) = analysis.find_sites(net, x, loops=loops)
+    assert (site.name, site.iteration, site.in_loop) == ("relu_0", (), True)
+    out, stats = jax.jit(analysis.with_stats(net, loops=loops))(x)
+    np.testing.assert_array_equal(out, x)  # the scan returns its carry untouched
+    np.testing.assert_array_equal(stats["relu_0"].count.to_numpy(), [0, 0, 0])
+    assert np.isnan(stats["relu_0"].firing_rate).all()
+    _, grads = analysis.with_site_grads(lambda x: jnp.sum(net(x)), loops=loops)(x)
+    np.testing.assert_array_equal(grads["relu_0"].samples.to_numpy(), [0, 0, 0])
