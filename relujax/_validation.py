@@ -209,6 +209,28 @@ def integer(
     return out
 
 
+def argnums(name: str, value: Any) -> tuple[int, ...]:
+    """An int or a sequence of ints (positional argument numbers, negative ones allowed) as a
+    tuple; checked against the number of arguments at call time by :func:`argnums_in`."""
+    seq = (value,) if not isinstance(value, (tuple, list)) else tuple(value)
+    return tuple(integer(name, k) for k in seq)
+
+
+def argnums_in(name: str, nums: Sequence[int], n_args: int) -> tuple[int, ...]:
+    """``nums`` as non-negative positions among ``n_args`` positional arguments.
+
+    Raises:
+      ValueError: a number outside ``[-n_args, n_args)``.
+    """
+    for k in nums:
+        if not -n_args <= k < n_args:
+            raise ValueError(
+                f"{name}: {k} is out of range for {n_args} positional arguments "
+                f"(accepted: -{n_args} to {n_args - 1})."
+            )
+    return tuple(k % n_args for k in nums)
+
+
 def seed(name: str, value: Any) -> int:
     """A seed: an int in ``[0, 2**32)``, so that distinct seeds give distinct keys."""
     return integer(name, value, minimum=0, maximum=UINT32_SEEDS - 1)

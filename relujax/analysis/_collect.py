@@ -7,7 +7,7 @@ import dataclasses
 import functools
 import math
 import sys
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -137,6 +137,18 @@ def _nnx_module(fn: Any) -> Any:
     return nnx if nnx is not None and isinstance(fn, nnx.Module) else None
 
 
+def _holds_parameters(arg: Any) -> bool:
+    """Whether a positional argument is a model's parameters by its type: an Equinox module,
+    an NNX module or state, or Linen variables (a mapping with a ``"params"`` collection)."""
+    eqx = sys.modules.get("equinox")
+    if eqx is not None and isinstance(arg, eqx.Module):
+        return True
+    nnx = sys.modules.get("flax.nnx")
+    if nnx is not None and isinstance(arg, (nnx.Module, nnx.State)):
+        return True
+    return isinstance(arg, Mapping) and "params" in arg
+
+
 def _frozen(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` itself, or for an NNX module a pure function of a snapshot of its state."""
     nnx = _nnx_module(fn)
@@ -223,6 +235,11 @@ def _unit_axis(unit_axis: Any) -> Any:
 def _trace(
     fn, args, kwargs, activations, loops="auto", unit_axis=None, param_args=()
 ) -> _capture.Traced:
+    """:func:`relujax.analysis._capture.trace` with the options validated; ``args[i]`` for
+    ``i`` in ``param_args``, and every argument whose type says it holds a model's
+    parameters (:func:`_holds_parameters`), are not data."""
+    typed = [k for k, a in enumerate(args) if _holds_parameters(a)]
+    param_args = (*param_args, *typed)
     traced = _capture.trace(
         fn,
         args,
@@ -284,6 +301,7 @@ def with_stats(
     moments: bool = True,
     loops: str = "auto",
     unit_axis: UnitAxis = None,
+    param_argnums: int | Sequence[int] = (),
 ) -> Callable[..., tuple[Any, ModelStats]]:
     """Wraps ``fn`` to also return the per-unit statistics of this one call.
 
@@ -309,9 +327,21 @@ def with_stats(
         site (see :meth:`UnitStats.from_batch`).
       loops: how sites inside ``scan`` loops are kept (see :func:`collect`).
       unit_axis: which axis holds a site's units (see :func:`collect`).
+      param_argnums: the positional arguments of ``fn`` that hold parameters, not data
+        (``1`` for ``loss(x, params)``). A dense layer's weight is told from its input by
+        which operand depends on the data; when the weights are arguments not known as
+        parameters, the axis is read from the operands' ranks, which is right for one model
+        and wrong for a ``vmap``-ed ensemble (K stacked weights against one batch: its
+        samples would be taken for units). Arguments known by their type are parameters
+        anyway: an Equinox module, an NNX module or ``nnx.State``, Linen variables (a mapping
+        with a ``"params"`` collection); so is an NNX module ``fn``'s own state. Default:
+        every other argument is data.
 
     Returns:
       A function returning ``(output, ModelStats)``.
+
+    Raises:
+      ValueError: ``param_argnums`` names an argument that ``fn`` is not called with.
 
     Examples:
       >>> import jax, jax.numpy as jnp
@@ -324,6 +354,7 @@ def with_stats(
       >>> g, stats["relu_0"].firing_rate
       (Array([[ 3., -1.]], dtype=float32), Array([0.6667 , 0.3333], dtype=float32))
     """
+    nums = _validation.argnums("with_stats: param_argnums", param_argnums)
     nnx = _nnx_module(fn)
     if nnx is not None:
         module = fn
@@ -335,26 +366,31 @@ def with_stats(
                 m = nnx.merge(graphdef, state)
                 return m(*a, **k), nnx.state(m)
 
+            given = _validation.argnums_in("with_stats: param_argnums", nums, len(args))
             (out, new_state), stats = _with_stats(
-                pure, sites, exclude, activations, moments, loops, unit_axis, param_args=(0,)
-            )(state, *args, **kwargs)
+                pure, sites, exclude, activations, moments, loops, unit_axis,
+                param_args=(0, *(k + 1 for k in given)),
+            )(state, *args, **kwargs)  # fmt: skip
             old, new = jax.tree.leaves(state), jax.tree.leaves(new_state)
             if len(old) != len(new) or any(a is not b for a, b in zip(old, new, strict=False)):
                 nnx.update(module, new_state)  # only when something changed, as a direct call
             return out, stats
 
         return stateful
-    return _with_stats(fn, sites, exclude, activations, moments, loops, unit_axis)
+    return _with_stats(fn, sites, exclude, activations, moments, loops, unit_axis, nums=nums)
 
 
 def _with_stats(
-    fn, sites, exclude, activations, moments, loops, unit_axis, param_args=()
+    fn, sites, exclude, activations, moments, loops, unit_axis, param_args=(), nums=()
 ) -> Callable[..., tuple[Any, ModelStats]]:
     """:func:`with_stats` of a plain function; ``args[i]`` for ``i`` in ``param_args`` hold
-    parameters, not data (see :func:`relujax.analysis._capture.trace`)."""
+    parameters, not data (see :func:`relujax.analysis._capture.trace`), as do those of the
+    user's ``param_argnums`` ``nums`` (checked against the call's arguments)."""
 
     def wrapped(*args: Any, **kwargs: Any) -> tuple[Any, ModelStats]:
-        traced = _trace(fn, args, kwargs, activations, loops, unit_axis, param_args)
+        given = _validation.argnums_in("with_stats: param_argnums", nums, len(args))
+        params = (*param_args, *given)
+        traced = _trace(fn, args, kwargs, activations, loops, unit_axis, params)
         chosen = select(traced.plan.sites, sites, exclude)
         slots, keys = traced.observed(chosen)
         shifted = _shifted_sites(traced.plan, keys) if moments else {}
@@ -424,9 +460,12 @@ def collect(
     pre-activation: a convolution's output feature dimension (so channels-first
     ``(N, C, H, W)`` convolutions have one unit per channel, like channels-last ones), the
     last axis after a dense layer, followed through bias adds, broadcasts, transposes and
-    reshapes; a dense layer's weight is the operand that does not depend on the batch (for
+    reshapes; a dense layer's weight is the operand that does not depend on the batch
+    (arguments known as parameters by their type, an Equinox module, an NNX module or
+    ``nnx.State``, Linen variables with a ``"params"`` collection, are not data; for other
     weights passed as arguments of ``fn`` rather than closed over, the operand with a single
-    free axis). Sites of rank <= 2 use the last axis. A site of rank >= 3 whose axis cannot be
+    free axis, or :func:`with_stats`'s ``param_argnums``). Sites of rank <= 2 use the last
+    axis. A site of rank >= 3 whose axis cannot be
     read (an ensemble under ``vmap``: K stacked weights against one batch) warns and uses the
     last axis; ``unit_axis`` sets it explicitly. A rank-1 site that holds one value per
     sample (``x @ w`` with ``w`` of shape ``(F,)``) warns that its "units" are positions.

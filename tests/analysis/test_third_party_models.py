@@ -425,3 +425,47 @@ def test_unbatched_equinox_mlp_has_units_without_warnings():
     layer = mlp.layers[0]
     pre = _dense(xs, np.asarray(layer.weight).T, layer.bias)
     _assert_matches(stats, {name: _reference([(pre, np.maximum(pre, 0))])})
+
+
+# --- ensembles passed as arguments: parameters by type, or by param_argnums -------------------
+
+
+def _ensemble_reference(x, kernel, bias):
+    pre = np.einsum("nf,kfo->kno", np.asarray(x, np.float64), np.asarray(kernel, np.float64))
+    pre += np.asarray(bias, np.float64)[:, None, :]
+    return [(pre, np.maximum(pre, 0))]
+
+
+def test_ensemble_passed_as_an_argument_keeps_features_as_units():
+    # An Equinox ensemble given to the loss as an argument, as Equinox users write it: the
+    # module is known as parameters by its type. Before: units 8 (the samples), silently.
+    keys = jax.random.split(jax.random.key(0), 3)
+    ens = eqx.filter_vmap(lambda k: eqx.nn.Linear(5, 4, key=k))(keys)
+    x = jax.random.normal(jax.random.key(3), (8, 5))
+
+    def loss(model, x):
+        return jnp.sum(eqx.filter_vmap(lambda m: jax.nn.relu(jax.vmap(m)(x)))(model))
+
+    kernel = ens.weight.transpose(0, 2, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # models x features: the last axis
+        _, stats = jax.jit(analysis.with_stats(loss))(ens, x)
+    (name,) = list(stats)
+    assert stats[name].units == 4
+    _assert_matches(stats, {name: _reference(_ensemble_reference(x, kernel, ens.bias))})
+
+    # Stacked weights as a plain array: param_argnums says which argument they are.
+    def plain(ws, x):
+        return jax.vmap(lambda w: jax.nn.relu(x @ w))(ws)
+
+    ws = jnp.asarray(kernel)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        _, stats = analysis.with_stats(plain, param_argnums=0)(ws, x)
+    (name,) = list(stats)
+    zero = np.zeros_like(np.asarray(ens.bias))
+    _assert_matches(stats, {name: _reference(_ensemble_reference(x, kernel, zero))})
+    with pytest.raises(ValueError, match=r"param_argnums: 2 is out of range for 2 positional"):
+        analysis.with_stats(plain, param_argnums=2)(ws, x)
+    with pytest.raises(TypeError, match=r"param_argnums must be an int"):
+        analysis.with_stats(plain, param_argnums=0.5)
