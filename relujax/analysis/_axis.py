@@ -94,6 +94,16 @@ class _Env:
         self.memo: dict[Any, bool | None] = {}
 
 
+def _into_call(eqn: Any, k: int, env: _Env) -> tuple[Any, _Env] | None:
+    """Output ``k`` of a call equation (pjit, closed_call, ...) as the matching variable of
+    its body and the body's environment, or None when the body does not match the call."""
+    sub = eqn.params[_CALLS[eqn.primitive]]
+    sub = sub.jaxpr if isinstance(sub, jcore.ClosedJaxpr) else sub
+    if len(sub.invars) != len(eqn.invars) or k >= len(sub.outvars):
+        return None
+    return sub.outvars[k], _Env(sub, (list(eqn.invars), env))
+
+
 def feature_axis(atom: Any, jaxpr: Any, data: Callable[[Any], bool] | None = None) -> int | None:
     """The units' axis of ``atom`` (a var of ``jaxpr``) as a non-negative index, or None.
 
@@ -157,11 +167,8 @@ def _one_unit(atom: Any, env: _Env, depth: int) -> bool:
         src = eqn.invars[0]
         return math.prod(_shape(src)) == math.prod(_shape(atom)) and _one_unit(src, env, depth + 1)
     if p in _CALLS and _CALLS[p] in params:
-        sub = params[_CALLS[p]]
-        sub = sub.jaxpr if isinstance(sub, jcore.ClosedJaxpr) else sub
-        if len(sub.invars) != len(eqn.invars) or k >= len(sub.outvars):
-            return False
-        return _one_unit(sub.outvars[k], _Env(sub, (list(eqn.invars), env)), depth + 1)
+        inner = _into_call(eqn, k, env)
+        return inner is not None and _one_unit(*inner, depth + 1)
     if p.multiple_results or len(eqn.outvars) != 1:
         return False
     shape = _shape(atom)
@@ -229,11 +236,8 @@ def _axis(atom: Any, env: _Env, depth: int) -> int | None:
         inner = follow(eqn.invars[0])
         return None if inner is None else _reshape_axis(_shape(eqn.invars[0]), shape, inner)
     if p in _CALLS and _CALLS[p] in params:
-        sub = params[_CALLS[p]]
-        sub = sub.jaxpr if isinstance(sub, jcore.ClosedJaxpr) else sub
-        if len(sub.invars) != len(eqn.invars) or k >= len(sub.outvars):
-            return None
-        return _axis(sub.outvars[k], _Env(sub, (list(eqn.invars), env)), depth + 1)
+        inner = _into_call(eqn, k, env)
+        return None if inner is None else _axis(*inner, depth + 1)
     if p.multiple_results or len(eqn.outvars) != 1:
         return None
     # Elementwise: operands of the output's rank whose axes match it or are 1 (broadcast).
